@@ -1,0 +1,57 @@
+"""One frame from a webcam index, a video file or a stream URL, through OpenCV."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from deepexpr_blender import protocol
+
+from .errors import DeepExprError
+
+log = logging.getLogger(__name__)
+
+
+def parse_source(source: str | int) -> str | int:
+    """``"0"`` / ``0`` -> webcam index 0; anything else is a path or URL."""
+    if isinstance(source, int):
+        return source
+    s = str(source).strip()
+    return int(s) if s.isdigit() else s
+
+
+def capture_frame(source: str | int, out: str, frame: int | None = None, warmup: int = 5) -> dict:
+    """Grab one frame and write it to ``out`` (PNG/JPEG by extension).
+
+    For a webcam, ``warmup`` frames are read and dropped first so exposure settles. For a video file,
+    ``frame`` seeks to that frame index (default: the first).
+    """
+    import cv2
+
+    src = parse_source(source)
+    if isinstance(src, str) and "://" not in src and not os.path.exists(src):
+        raise DeepExprError(protocol.CAPTURE_FAILED, f"video file not found: {src}", {"source": src})
+    cap = cv2.VideoCapture(src)
+    try:
+        if not cap.isOpened():
+            what = f"webcam {src}" if isinstance(src, int) else f"video {src}"
+            raise DeepExprError(protocol.CAPTURE_FAILED, f"cannot open {what}", {"source": str(src)})
+        n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if isinstance(src, int):
+            for _ in range(warmup):
+                cap.read()
+        elif frame:
+            if n_frames and not 0 <= frame < n_frames:
+                raise DeepExprError(protocol.INVALID_PARAMS, f"frame {frame} outside 0..{n_frames - 1}")
+            cap.set(cv2.CAP_PROP_POS_FRAMES, frame)
+        ok, img = cap.read()
+        if not ok or img is None:
+            raise DeepExprError(protocol.CAPTURE_FAILED, f"no frame could be read from {src}", {"source": str(src)})
+        parent = os.path.dirname(os.path.abspath(out))
+        os.makedirs(parent, exist_ok=True)
+        if not cv2.imwrite(out, img):
+            raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {out}")
+        return {"path": out, "width": int(img.shape[1]), "height": int(img.shape[0]), "source": str(src),
+                "frame": int(frame or 0), "frame_count": n_frames}
+    finally:
+        cap.release()

@@ -1,0 +1,130 @@
+"""``deepexpr`` command line: the engine's stages, capture, and the stdio server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from .errors import DeepExprError
+
+log = logging.getLogger("deepexpr")
+
+
+def _box(text: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("box must be LEFT,TOP,RIGHT,BOTTOM") from None
+    if len(vals) != 4:
+        raise argparse.ArgumentTypeError("box must be LEFT,TOP,RIGHT,BOTTOM")
+    return vals
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .engine import DEFAULT_EXPRESSION_MODEL
+
+    p = argparse.ArgumentParser(prog="deepexpr", description="DeepExpr backend: faces, expressions, poses.")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="torch device (default auto)")
+    p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
+    p.add_argument("--log-file", default=None, help="also write logs to this file")
+    p.add_argument("--expression-model", default=DEFAULT_EXPRESSION_MODEL, help="expression network (.safetensors)")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, helptext in (("detect", "find the largest face"), ("landmarks", "68 landmarks + geometric features"),
+                           ("classify", "expression probabilities"), ("embed", "retrieval embedding")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("image")
+        sp.add_argument("--json", action="store_true", help="print JSON")
+        sp.add_argument("--box", type=_box, help="LEFT,TOP,RIGHT,BOTTOM: skip detection and use this face box")
+        if name == "detect":
+            sp.add_argument("--draw", metavar="OUT.png", help="write the image with the box and landmarks drawn")
+    sp = sub.add_parser("align", help="write the aligned face crop")
+    sp.add_argument("image")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--size", type=int, default=128)
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--box", type=_box)
+    sp = sub.add_parser("capture", help="grab one frame from a webcam index or a video file / URL")
+    sp.add_argument("--source", default="0", help="webcam index (0) or video path / URL")
+    sp.add_argument("--frame", type=int, default=None, help="frame index in a video file")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--json", action="store_true")
+    sp = sub.add_parser("serve", help="serve JSON-RPC 2.0 (docs/protocol.md)")
+    sp.add_argument("--stdio", action="store_true", required=True, help="speak over stdin/stdout")
+    return p
+
+
+def _summary(command: str, res: dict) -> str:
+    lines = []
+    if "box" in res:
+        lines.append(f"face box {res['box']} (faces found: {res['faces_found']}"
+                     + (", cut by the border" if res.get("truncated") else "") + ")")
+    if res.get("downscaled"):
+        lines.append(f"image {res['image_size'][0]}x{res['image_size'][1]} processed at scale "
+                     f"{res['processing_scale']:.3f}")
+    if command == "landmarks":
+        lines.append(f"{len(res['points'])} landmarks")
+        lines += [f"  {k:18s} {v:+.3f}" for k, v in res["geometry"].items()]
+    if command == "classify":
+        lines.append(f"expression: {res['label']}")
+        lines += [f"  {k:9s} {v:.3f}" for k, v in sorted(res["probabilities"].items(), key=lambda kv: -kv[1])]
+    if command == "embed":
+        lines.append(f"embedding: {len(res['embedding'])} values")
+    for key in ("drawn", "aligned", "path"):
+        if key in res:
+            lines.append(f"wrote {res[key]}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> Any:
+    if args.command == "capture":
+        from .capture import capture_frame
+
+        return capture_frame(args.source, args.out, frame=args.frame)
+    from .engine import Engine, EngineConfig
+
+    engine = Engine(EngineConfig(device=args.device, expression_model=args.expression_model))
+    if args.command == "detect" and args.draw:
+        return engine.draw(args.image, args.draw, box=args.box)
+    if args.command == "align":
+        return engine.align(args.image, args.out, size=args.size, box=args.box)
+    return getattr(engine, args.command)(args.image, box=args.box)
+
+
+def setup_logging(level: str, log_file: str | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    logging.basicConfig(level=level.upper(), handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_file)
+    if args.command == "serve":
+        from .engine import Engine, EngineConfig
+        from .server import serve_stdio
+
+        def factory(options: dict) -> Engine:
+            device = options.get("device", args.device)
+            if device not in ("auto", "cpu", "cuda"):
+                raise DeepExprError(-32602, f"unknown device {device!r}")
+            return Engine(EngineConfig(device=device, expression_model=args.expression_model))
+
+        return serve_stdio(factory)
+    try:
+        res = run(args)
+    except DeepExprError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": {"code": exc.code, "name": exc.name, "message": exc.message}}))
+        print(f"deepexpr: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(res) if args.json else _summary(args.command, res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The perception engine: decode -> detect -> 68 landmarks -> align -> geometric features / embed / classify.
+
+Models are loaded once, when the engine is made; each public method takes an image path and returns plain,
+JSON-ready data. Coordinates in results are in the original image's pixels (after EXIF orientation).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from deepexpr_blender import protocol
+
+from . import __version__
+from .align import Aligned, align_face68
+from .errors import DeepExprError
+from .faces import Face, FaceDetector, LandmarkPredictor
+from .geometry import FEATURE_NAMES, geometric_features
+from .imageio import Decoded, decode_image
+from .landmarks import semantic_from_68
+from .models import CLASSES, LoadedModel, load_model, resolve_device
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
+DEFAULT_EXPRESSION_MODEL = os.path.join(WEIGHTS_DIR, "expression_human.safetensors")
+
+
+@dataclass
+class EngineConfig:
+    device: str = "auto"  # auto | cpu | cuda
+    expression_model: str = DEFAULT_EXPRESSION_MODEL  # safetensors path; its model card sits beside it
+    detect_side: int = 480  # longer side of the image the HOG detector sees (cost grows with its area)
+    upsample: int = 0  # dlib HOG upsampling passes (finds smaller faces, 4x slower per pass)
+    landmark_model: str | None = None  # None: dlib's file from face-recognition-models
+
+
+@dataclass
+class FaceAnalysis:
+    """One image's face: everything later stages need, in processed-image pixels."""
+
+    decoded: Decoded
+    face: Face
+    points68: np.ndarray
+    truncated: bool = False  # some landmarks fall outside the image (face cut by the border)
+    _aligned: dict[int, Aligned] = field(default_factory=dict)
+
+    def aligned(self, size: int) -> Aligned:
+        if size not in self._aligned:
+            self._aligned[size] = align_face68(self.decoded.rgb, self.points68, size=size)
+        return self._aligned[size]
+
+    def to_original(self, pts: np.ndarray) -> np.ndarray:
+        return np.asarray(pts, dtype=np.float64) / self.decoded.scale
+
+    def describe(self) -> dict:
+        s = self.decoded.scale
+        return {
+            "image_size": list(self.decoded.original_size),
+            "downscaled": self.decoded.downscaled,
+            "processing_scale": s,
+            "faces_found": self.face.faces_found,
+            "box": [round(v / s) for v in self.face.box],
+            "score": None if np.isnan(self.face.score) else round(self.face.score, 4),
+            "truncated": self.truncated,
+        }
+
+
+class Engine:
+    def __init__(self, cfg: EngineConfig | None = None):
+        self.cfg = cfg = cfg or EngineConfig()
+        self.device = resolve_device(cfg.device)
+        self.detector = FaceDetector(upsample=cfg.upsample, detect_side=cfg.detect_side)
+        self.predictor = LandmarkPredictor(cfg.landmark_model)
+        self._expression: LoadedModel | None = None
+        self._expression_error: DeepExprError | None = None
+        try:
+            self._expression = load_model(cfg.expression_model, "expression", self.device)
+        except DeepExprError as exc:  # the engine still detects and aligns; classify/embed report this error
+            self._expression_error = exc
+            log.info("%s", exc)
+        torch.set_grad_enabled(False)
+
+    # ----------------------------------------------------------------- info
+    def info(self) -> dict:
+        models = {
+            "landmarks": {"path": self.predictor.model_path, "loaded": True},
+            "expression": (
+                {"path": self._expression.path, "sha256": self._expression.sha256, "loaded": True,
+                 "architecture": self._expression.card.architecture}
+                if self._expression
+                else {"path": self.cfg.expression_model, "loaded": False, "error": str(self._expression_error)}
+            ),
+        }
+        return {"backend_version": __version__, "protocol_version": protocol.PROTOCOL_VERSION,
+                "torch_version": torch.__version__, "device": str(self.device), "models": models}
+
+    @property
+    def expression(self) -> LoadedModel:
+        if self._expression is None:
+            raise self._expression_error or DeepExprError(protocol.MODEL_MISSING, "no expression model")
+        return self._expression
+
+    # ----------------------------------------------------------------- pipeline
+    def analyze(self, image: str | Decoded, box: list[int] | tuple[int, ...] | None = None) -> FaceAnalysis:
+        dec = image if isinstance(image, Decoded) else decode_image(image)
+        h, w = dec.rgb.shape[:2]
+        if box is not None:
+            if len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
+                raise DeepExprError(protocol.INVALID_PARAMS, "box must be [left, top, right, bottom]")
+            l, t, r, b = (round(v * dec.scale) for v in box)
+            if r - l < 8 or b - t < 8:
+                raise DeepExprError(protocol.INVALID_PARAMS, f"box {list(box)} is empty or under 8 pixels")
+            face = Face(box=(l, t, r, b), score=float("nan"), faces_found=1)
+        else:
+            face = self.detector.largest(dec.rgb)
+        pts = self.predictor.predict(dec.rgb, face.box)
+        truncated = bool((pts < 0).any() or (pts[:, 0] >= w).any() or (pts[:, 1] >= h).any())
+        return FaceAnalysis(decoded=dec, face=face, points68=pts, truncated=truncated)
+
+    def detect(self, image: str, box=None) -> dict:
+        return self.analyze(image, box).describe()
+
+    def landmarks(self, image: str, box=None) -> dict:
+        fa = self.analyze(image, box)
+        return {
+            **fa.describe(),
+            "points": np.round(fa.to_original(fa.points68), 2).tolist(),
+            "geometry": dict(zip(FEATURE_NAMES, self.geometry(fa).astype(np.float64).round(5).tolist())),
+        }
+
+    @staticmethod
+    def geometry(fa: FaceAnalysis) -> np.ndarray:
+        return geometric_features(semantic_from_68(fa.points68))
+
+    def input_tensor(self, analyses: list[FaceAnalysis]) -> torch.Tensor:
+        inp = self.expression.card.input
+        size = int(inp.get("size", 64))
+        crops = np.stack([fa.aligned(size).crop for fa in analyses]).astype(np.float32) / 255.0
+        x = torch.from_numpy((crops - inp.get("mean", 0.5)) / inp.get("std", 0.5))[:, None]
+        return x.to(self.device)
+
+    def classify_tensor(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, embeddings) for a batch of normalised crops."""
+        with torch.inference_mode():
+            net = self.expression.module
+            emb = net.embed(x)
+            probs = torch.softmax(net.fc2(emb), dim=1)
+        return probs.cpu().numpy(), emb.cpu().numpy()
+
+    def classify(self, image: str, box=None) -> dict:
+        fa = self.analyze(image, box)
+        probs, _ = self.classify_tensor(self.input_tensor([fa]))
+        classes = self.expression.card.classes
+        p = probs[0]
+        return {**fa.describe(), "label": classes[int(p.argmax())],
+                "probabilities": {c: round(float(v), 5) for c, v in zip(classes, p)}}
+
+    def embed(self, image: str, box=None) -> dict:
+        fa = self.analyze(image, box)
+        _, emb = self.classify_tensor(self.input_tensor([fa]))
+        return {**fa.describe(), "embedding": emb[0].round(6).tolist(),
+                "geometry": self.geometry(fa).astype(np.float64).round(5).tolist()}
+
+    def align(self, image: str, out: str, size: int = 128, box=None) -> dict:
+        import cv2
+
+        fa = self.analyze(image, box)
+        al = fa.aligned(size)
+        _ensure_parent(out)
+        if not cv2.imwrite(out, al.crop):
+            raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {out}")
+        return {**fa.describe(), "aligned": out, "size": size}
+
+    def draw(self, image: str, out: str, box=None) -> dict:
+        """Write the image with the face box and the 68 landmarks drawn on it."""
+        from .draw import draw_face
+
+        fa = self.analyze(image, box)
+        _ensure_parent(out)
+        draw_face(fa, out)
+        return {**fa.describe(), "drawn": out}
+
+
+def _ensure_parent(path: str) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+
+
+__all__ = ["CLASSES", "Engine", "EngineConfig", "FaceAnalysis"]

@@ -1,0 +1,249 @@
+"""JSON-RPC 2.0 over stdio (``Content-Length`` framing) -- the backend side of docs/protocol.md.
+
+Threads: a *reader* parses frames from stdin onto a queue and handles ``$/cancelRequest`` at once; the
+*main* thread runs requests one at a time; a *watchdog* exits the process when the parent dies. Stdout
+carries only protocol: file descriptor 1 is moved aside at start and pointed at stderr, so a stray print
+(or a C library) cannot corrupt the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import IO, Any
+
+from deepexpr_blender import protocol as P
+
+from . import __version__
+from .errors import DeepExprError
+
+log = logging.getLogger(__name__)
+
+_EOF = object()
+
+
+class Cancelled(DeepExprError):
+    def __init__(self, partial: Any = None):
+        super().__init__(P.CANCELLED, "cancelled by the client", {"partial": partial} if partial is not None else None)
+
+
+class RequestContext:
+    """What a method handler gets besides its params: progress reporting and cancellation."""
+
+    def __init__(self, server: Server, msg_id: Any):
+        self.server, self.id = server, msg_id
+
+    @property
+    def cancelled(self) -> bool:
+        return self.id in self.server.cancelled
+
+    def check_cancelled(self, partial: Any = None) -> None:
+        if self.cancelled:
+            raise Cancelled(partial)
+
+    def progress(self, done: int, total: int, message: str = "", **extra: Any) -> None:
+        self.server.send(P.notification("$/progress", {"id": self.id, "done": done, "total": total,
+                                                        "message": message, **extra}))
+
+
+Handler = Callable[[dict, RequestContext], Any]
+
+
+class Server:
+    def __init__(self, engine_factory: Callable[[dict], Any], stdin: IO[bytes], stdout: IO[bytes],
+                 max_message_bytes: int = P.MAX_MESSAGE_BYTES):
+        self.engine_factory = engine_factory
+        self.stdin, self.stdout = stdin, stdout
+        self.max_message_bytes = max_message_bytes
+        self.engine: Any = None
+        self.state = "created"  # created -> initialized -> shutdown
+        self.cancelled: set[Any] = set()
+        self._write_lock = threading.Lock()
+        self._queue: queue.Queue = queue.Queue()
+        self._methods: dict[str, Handler] = {}
+        from .methods import register_methods
+
+        register_methods(self)
+
+    def method(self, name: str) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            self._methods[name] = fn
+            return fn
+
+        return deco
+
+    # ----------------------------------------------------------------- io
+    def send(self, msg: dict) -> None:
+        data = P.encode(msg)
+        with self._write_lock:
+            try:
+                self.stdout.write(data)
+                self.stdout.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                log.warning("client pipe closed; exiting")
+                os._exit(0)
+
+    def _reader(self) -> None:
+        while True:
+            try:
+                body = P.read_frame(self.stdin, self.max_message_bytes)
+            except P.FramingError as exc:
+                self._queue.put(exc)
+                if not exc.recoverable:
+                    self._queue.put(_EOF)
+                    return
+                continue
+            except (OSError, ValueError):
+                body = None
+            if body is None:
+                self._queue.put(_EOF)
+                return
+            try:
+                msg = P.decode(body)
+            except P.FramingError as exc:
+                self._queue.put(exc)
+                continue
+            if isinstance(msg, dict) and msg.get("method") == "$/cancelRequest":
+                params = msg.get("params")
+                if isinstance(params, dict) and "id" in params:
+                    self.cancelled.add(params["id"])
+                continue
+            self._queue.put(msg)
+
+    # ----------------------------------------------------------------- loop
+    def serve(self) -> int:
+        threading.Thread(target=self._reader, name="deepexpr-reader", daemon=True).start()
+        while True:
+            item = self._queue.get()
+            if item is _EOF:
+                log.info("stdin closed; exiting")
+                return 0 if self.state == "shutdown" else 1
+            if isinstance(item, P.FramingError):
+                log.warning("framing error: %s", item)
+                self.send(P.error_response(None, item.code, str(item)))
+                if not item.recoverable:
+                    # The byte stream is out of sync: nothing after this can be trusted.
+                    self.send(P.error_response(None, P.PARSE_ERROR, "stream out of sync; the server stops"))
+                continue
+            code = self.handle(item)
+            if code is not None:
+                return code
+
+    def handle(self, msg: Any) -> int | None:
+        """Answer one message. Returns an exit code when the client asked to exit."""
+        if not isinstance(msg, dict):
+            what = "batches are not supported" if isinstance(msg, list) else "a message must be a JSON object"
+            self.send(P.error_response(None, P.INVALID_REQUEST, what))
+            return None
+        msg_id = msg.get("id")
+        method = msg.get("method")
+        is_request = "id" in msg
+        if msg.get("jsonrpc") != "2.0" or not isinstance(method, str):
+            if is_request or "method" in msg:
+                self.send(P.error_response(msg_id, P.INVALID_REQUEST, 'need "jsonrpc": "2.0" and a string "method"'))
+            return None
+        if is_request and not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool):
+            self.send(P.error_response(None, P.INVALID_REQUEST, "id must be an integer or a string"))
+            return None
+        params = msg.get("params", {})
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            if is_request:
+                self.send(P.error_response(msg_id, P.INVALID_PARAMS, "params must be an object (named params)"))
+            return None
+        if method == "exit":
+            return 0 if self.state == "shutdown" else 1
+        if not is_request:
+            log.debug("ignoring notification %s", method)
+            return None
+        try:
+            result = self._dispatch(method, params, msg_id)
+        except DeepExprError as exc:
+            self.send(P.error_response(msg_id, exc.code, exc.message, exc.data))
+        except Exception as exc:  # a bug must not kill the server; report it and keep serving
+            log.error("internal error in %s:\n%s", method, traceback.format_exc())
+            self.send(P.error_response(msg_id, P.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}",
+                                       {"name": "INTERNAL_ERROR"}))
+        else:
+            self.send(P.response(msg_id, result))
+        finally:
+            self.cancelled.discard(msg_id)
+        return None
+
+    def _dispatch(self, method: str, params: dict, msg_id: Any) -> Any:
+        if method == "initialize":
+            return self._initialize(params)
+        if method == "shutdown":
+            self.state = "shutdown"
+            return None
+        if self.state == "shutdown":
+            raise DeepExprError(P.SHUTTING_DOWN, "the server is shutting down; send exit")
+        if method not in self._methods:
+            raise DeepExprError(P.METHOD_NOT_FOUND, f"unknown method {method!r}; known: {', '.join(sorted(self._methods))}")
+        if self.state != "initialized":
+            raise DeepExprError(P.SERVER_NOT_INITIALIZED, "send initialize first")
+        return self._methods[method](params, RequestContext(self, msg_id))
+
+    def _initialize(self, params: dict) -> dict:
+        client_version = params.get("protocolVersion")
+        if not isinstance(client_version, str):
+            raise DeepExprError(P.INVALID_PARAMS, "initialize needs protocolVersion (string)")
+        if client_version.split(".")[0] != P.PROTOCOL_VERSION.split(".")[0]:
+            raise DeepExprError(P.INVALID_REQUEST, f"protocol {client_version} is not compatible with the "
+                                f"backend's {P.PROTOCOL_VERSION}; update the add-on or the backend")
+        parent = params.get("parentPid")
+        if parent is not None:
+            if not isinstance(parent, int) or isinstance(parent, bool):
+                raise DeepExprError(P.INVALID_PARAMS, "parentPid must be an integer")
+            start_parent_watchdog(parent)
+        if self.engine is None:
+            self.engine = self.engine_factory(params.get("options") or {})
+        self.state = "initialized"
+        return {"serverInfo": {"name": "deepexpr-backend", "version": __version__},
+                "methods": sorted(self._methods), **self.engine.info()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def start_parent_watchdog(parent_pid: int, interval: float = 0.5) -> None:
+    """Exit when ``parent_pid`` dies, or when we are re-parented (our parent process went away)."""
+    original_ppid = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if not _alive(parent_pid) or os.getppid() != original_ppid:
+                log.warning("parent process %d is gone; exiting", parent_pid)
+                os._exit(0)
+
+    threading.Thread(target=watch, name="deepexpr-watchdog", daemon=True).start()
+
+
+def protocol_stdout() -> IO[bytes]:
+    """Take file descriptor 1 for the protocol and point fd 1 (and sys.stdout) at stderr."""
+    proto_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(proto_fd, "wb", buffering=0)
+
+
+def serve_stdio(engine_factory: Callable[[dict], Any]) -> int:
+    out = protocol_stdout()
+    server = Server(engine_factory, sys.stdin.buffer, out)
+    log.info("deepexpr backend %s serving protocol %s on stdio (pid %d)", __version__, P.PROTOCOL_VERSION, os.getpid())
+    return server.serve()
