@@ -33,7 +33,7 @@ DEFAULT_EXPRESSION_MODEL = os.path.join(WEIGHTS_DIR, "expression_human.safetenso
 @dataclass
 class EngineConfig:
     device: str = "auto"  # auto | cpu | cuda
-    expression_model: str = DEFAULT_EXPRESSION_MODEL  # safetensors path; its model card sits beside it
+    expression_model: str | None = DEFAULT_EXPRESSION_MODEL  # safetensors path (card beside it); None: no network
     detect_side: int = 480  # longer side of the image the HOG detector sees (cost grows with its area)
     upsample: int = 0  # dlib HOG upsampling passes (finds smaller faces, 4x slower per pass)
     landmark_model: str | None = None  # None: dlib's file from face-recognition-models
@@ -79,6 +79,8 @@ class Engine:
         self._expression: LoadedModel | None = None
         self._expression_error: DeepExprError | None = None
         try:
+            if cfg.expression_model is None:
+                raise DeepExprError(protocol.MODEL_MISSING, "this engine was made without an expression model")
             self._expression = load_model(cfg.expression_model, "expression", self.device)
         except DeepExprError as exc:  # the engine still detects and aligns; classify/embed report this error
             self._expression_error = exc
@@ -119,7 +121,10 @@ class Engine:
         else:
             face = self.detector.largest(dec.rgb)
         pts = self.predictor.predict(dec.rgb, face.box)
-        truncated = bool((pts < 0).any() or (pts[:, 0] >= w).any() or (pts[:, 1] >= h).any())
+        l, t, r, b = face.box
+        margin = 0.02 * (r - l)  # the detector's box pokes out of the frame when the face is cut by its border
+        truncated = bool((pts < 0).any() or (pts[:, 0] >= w).any() or (pts[:, 1] >= h).any()
+                         or l < -margin or t < -margin or r > w + margin or b > h + margin)
         return FaceAnalysis(decoded=dec, face=face, points68=pts, truncated=truncated)
 
     def detect(self, image: str, box=None) -> dict:

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 MAX_PIXELS = 64_000_000
 # Images whose longer side exceeds this are downscaled before detection; coordinates are mapped back.
 MAX_SIDE = 2048
+# Images whose longer side is below this (e.g. 48x48 data set crops) are upscaled: dlib needs ~80 px faces.
+MIN_SIDE = 192
 
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit, with a clearer message
 
@@ -62,7 +64,27 @@ def to_rgb8(img: Image.Image) -> np.ndarray:
     return rgb
 
 
-def decode_image(path: str | os.PathLike, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS) -> Decoded:
+def from_array(rgb: np.ndarray, mode: str = "RGB", max_side: int = MAX_SIDE, min_side: int = MIN_SIDE) -> Decoded:
+    """Wrap an HxWx3 (or HxW) uint8 array, rescaled into [min_side, max_side] as decode_image does."""
+    import cv2
+
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    oh, ow = rgb.shape[:2]
+    longest = max(oh, ow)
+    scale = 1.0
+    if longest > max_side:
+        scale = max_side / longest
+        rgb = cv2.resize(rgb, (round(ow * scale), round(oh * scale)), interpolation=cv2.INTER_AREA)
+        log.info("downscaled a %dx%d image by %.3f", ow, oh, scale)
+    elif longest < min_side:
+        scale = min_side / longest
+        rgb = cv2.resize(rgb, (round(ow * scale), round(oh * scale)), interpolation=cv2.INTER_CUBIC)
+    return Decoded(rgb=np.ascontiguousarray(rgb), original_size=(ow, oh), scale=scale, mode=mode)
+
+
+def decode_image(path: str | os.PathLike, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS,
+                 min_side: int = MIN_SIDE) -> Decoded:
     """Decode ``path``; raise DeepExprError(INVALID_IMAGE / IMAGE_TOO_LARGE) with a clear message if it cannot."""
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -89,12 +111,4 @@ def decode_image(path: str | os.PathLike, max_side: int = MAX_SIDE, max_pixels: 
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise invalid_image(f"cannot decode {path}: {exc}", path) from None
-    oh, ow = rgb.shape[:2]
-    scale = 1.0
-    if max(oh, ow) > max_side:
-        import cv2
-
-        scale = max_side / max(oh, ow)
-        rgb = cv2.resize(rgb, (round(ow * scale), round(oh * scale)), interpolation=cv2.INTER_AREA)
-        log.info("downscaled %s from %dx%d by %.3f", path, ow, oh, scale)
-    return Decoded(rgb=np.ascontiguousarray(rgb), original_size=(ow, oh), scale=scale, mode=mode)
+    return from_array(rgb, mode=mode, max_side=max_side, min_side=min_side)
