@@ -246,4 +246,8 @@ def serve_stdio(engine_factory: Callable[[dict], Any]) -> int:
     out = protocol_stdout()
     server = Server(engine_factory, sys.stdin.buffer, out)
     log.info("deepexpr backend %s serving protocol %s on stdio (pid %d)", __version__, P.PROTOCOL_VERSION, os.getpid())
-    return server.serve()
+    code = server.serve()
+    # The reader thread may still hold stdin's buffer lock; a normal interpreter shutdown would then abort.
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(code)

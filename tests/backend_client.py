@@ -1,0 +1,73 @@
+"""A minimal synchronous client for the backend subprocess, used by the tests and the benchmark."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+from deepexpr_blender import protocol as P
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class BackendProcess:
+    def __init__(self, *extra_args: str):
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "--log-level", "WARNING", *extra_args, "serve", "--stdio"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+        self.next_id = 0
+        self.notifications: list[dict] = []
+
+    def send_raw(self, data: bytes) -> None:
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def send(self, msg: dict) -> None:
+        self.send_raw(P.encode(msg))
+
+    def read(self) -> dict:
+        body = P.read_frame(self.proc.stdout)
+        if body is None:
+            raise EOFError(f"backend closed stdout; stderr: {self.proc.stderr.read().decode()[-2000:]}")
+        return P.decode(body)
+
+    def read_response(self, msg_id: Any = None) -> dict:
+        """Next response (skipping notifications, which are kept in ``self.notifications``)."""
+        while True:
+            msg = self.read()
+            if "method" in msg and "id" not in msg:
+                self.notifications.append(msg)
+                continue
+            if msg_id is None or msg.get("id") == msg_id:
+                return msg
+
+    def request(self, method: str, params: dict | None = None) -> dict:
+        self.next_id += 1
+        self.send(P.request(self.next_id, method, params))
+        return self.read_response(self.next_id)
+
+    def call(self, method: str, params: dict | None = None) -> Any:
+        resp = self.request(method, params)
+        if "error" in resp:
+            raise RuntimeError(resp["error"])
+        return resp["result"]
+
+    def initialize(self, **params: Any) -> dict:
+        return self.call("initialize", {"protocolVersion": P.PROTOCOL_VERSION, "parentPid": os.getpid(), **params})
+
+    def close(self, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            try:
+                self.call("shutdown")
+                self.send(P.notification("exit"))
+            except (BrokenPipeError, EOFError, OSError, RuntimeError):
+                pass
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        return self.proc.returncode
