@@ -8,6 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
+# Headless Blender (bpy) must write its user files into a temp dir, not the home folder: set before bpy loads.
+_BLENDER_HOME = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"deepexpr-tests-blender-{os.getpid()}")
+os.environ.setdefault("BLENDER_USER_RESOURCES", os.path.join(_BLENDER_HOME, "resources"))
+os.environ.setdefault("XDG_CACHE_HOME", os.path.join(_BLENDER_HOME, "cache"))
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.normpath(os.environ.get("DEEPEXPR_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data")))
 

@@ -63,7 +63,17 @@ CHARACTERS: tuple[CharacterSpec, ...] = (
 MATERIALS = ("skin", "sclera", "iris", "pupil", "brow", "mouth", "blush", "hair", "nose", "shirt", "glasses", "teeth")
 
 
+def _srgb_to_linear(c) -> tuple[float, float, float]:
+    c = np.asarray(c, dtype=float)
+    return tuple(np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4))
+
+
 def _mat_colors(spec: CharacterSpec) -> dict[str, tuple[float, float, float]]:
+    """Material colours in linear space (Blender's), from the sRGB colours of the spec."""
+    return {k: _srgb_to_linear(v) for k, v in _srgb_colors(spec).items()}
+
+
+def _srgb_colors(spec: CharacterSpec) -> dict[str, tuple[float, float, float]]:
     skin = np.array(spec.skin)
     return {"skin": spec.skin, "sclera": (0.97, 0.97, 0.97), "iris": spec.iris, "pupil": (0.03, 0.03, 0.05),
             "brow": spec.brow, "mouth": (0.35, 0.05, 0.08), "blush": tuple(np.clip(skin * [1.0, 0.72, 0.75] + [0.05, 0, 0], 0, 1)),

@@ -1,0 +1,63 @@
+"""Character pose libraries on the backend side: loading with validation (format in
+``deepexpr_blender/library_format.py``) and the library's content hash for embedding caches."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepexpr_blender import library_format as fmt
+from deepexpr_blender import protocol
+
+from .errors import DeepExprError
+from .landmarks import SEMANTIC_NAMES
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE_DIR = os.environ.get("DEEPEXPR_CACHE", os.path.join(PROJECT_ROOT, "cache"))
+DEFAULT_LIBRARY = os.path.join(CACHE_DIR, "library", "builtin")
+
+
+@dataclass
+class Library:
+    root: str
+    data: dict
+
+    @property
+    def entries(self) -> list[dict]:
+        return self.data["entries"]
+
+    def thumbnail(self, i: int) -> str:
+        return os.path.join(self.root, self.entries[i]["thumbnail"])
+
+    def semantic(self, i: int) -> np.ndarray | None:
+        """Named landmarks of entry i (SEMANTIC_NAMES order, thumbnail pixels), or None."""
+        lm = self.entries[i].get("landmarks")
+        return None if lm is None else np.asarray(lm, dtype=np.float64)
+
+    def content_hash(self) -> str:
+        """SHA-256 over library.json and every thumbnail's bytes: any change gives a new hash."""
+        h = hashlib.sha256()
+        with open(os.path.join(self.root, "library.json"), "rb") as f:
+            h.update(f.read())
+        for i in range(len(self.entries)):
+            with open(self.thumbnail(i), "rb") as f:
+                h.update(hashlib.sha256(f.read()).digest())
+        return h.hexdigest()
+
+
+def load_library(root: str) -> Library:
+    """Load and validate a library folder; LIBRARY_INVALID names the library and the entry at fault."""
+    root = os.path.abspath(root)
+    try:
+        data = fmt.load(root)
+    except fmt.LibraryError as exc:
+        raise DeepExprError(protocol.LIBRARY_INVALID, str(exc), {"library": root}) from None
+    for i, e in enumerate(data["entries"]):
+        lm = e.get("landmarks")
+        if lm is not None and (not isinstance(lm, list) or len(lm) != len(SEMANTIC_NAMES)):
+            raise DeepExprError(protocol.LIBRARY_INVALID, f"library {root}: entry {i} ({e['id']!r}): landmarks must "
+                                f"be null or {len(SEMANTIC_NAMES)} [x, y] points", {"library": root})
+    return Library(root=root, data=data)

@@ -1,0 +1,123 @@
+"""Character pose libraries: the on-disk format, validation and writing (stdlib only).
+
+A library is a folder::
+
+    library.json
+    thumbs/<id>.png
+
+``library.json``::
+
+    {"format": "deepexpr-library", "version": 1, "name": "...", "source": "...",
+     "feature_names": [...],                      # names of the geometric features, in order
+     "entries": [{"id": "pip-joy-000",
+                  "label": "joy" | null,           # one of the 7 canonical expressions, when known
+                  "thumbnail": "thumbs/pip-joy-000.png",
+                  "pose": {...},                   # see POSE_TYPES
+                  "geometry": [floats] | null,     # geometric features of the pose (backend.geometry)
+                  "landmarks": [[x, y], ...] | null}]}   # named landmarks in thumbnail pixels
+
+Pose types:
+- ``shape_keys``: ``{"type": "shape_keys", "target": <object name>, "values": {<shape key>: value}}``
+- ``armature_action``: ``{"type": "armature_action", "target": <armature name>, "action": <name>, "frame": n}``
+- ``image``: ``{"type": "image", "path": <image path, relative to the library>}`` (2D characters)
+
+Shared by the add-on (which writes libraries from a user's rig) and the backend (which loads and embeds them).
+Loading validates everything first and fails with ``LibraryError`` naming the entry: nothing half-loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+FORMAT = "deepexpr-library"
+VERSION = 1
+LABELS = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
+POSE_TYPES = ("shape_keys", "armature_action", "image")
+
+
+class LibraryError(ValueError):
+    """A library that does not validate; the message names the library and the entry."""
+
+
+def _fail(root: str, where: str, what: str) -> LibraryError:
+    return LibraryError(f"library {root}: {where}: {what}")
+
+
+def _check_pose(root: str, where: str, pose: Any) -> None:
+    if not isinstance(pose, dict) or pose.get("type") not in POSE_TYPES:
+        raise _fail(root, where, f"unknown pose type {pose.get('type') if isinstance(pose, dict) else pose!r}; "
+                    f"expected one of {', '.join(POSE_TYPES)}")
+    t = pose["type"]
+    if t == "shape_keys":
+        vals = pose.get("values")
+        if not isinstance(pose.get("target"), str) or not isinstance(vals, dict) or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in vals.items()):
+            raise _fail(root, where, "shape_keys pose needs 'target' (string) and 'values' ({name: number})")
+    elif t == "armature_action":
+        if not isinstance(pose.get("target"), str) or not isinstance(pose.get("action"), str) \
+                or not isinstance(pose.get("frame"), (int, float)):
+            raise _fail(root, where, "armature_action pose needs 'target', 'action' (strings) and 'frame' (number)")
+    elif t == "image":
+        path = pose.get("path")
+        if not isinstance(path, str) or not os.path.isfile(os.path.join(root, path)):
+            raise _fail(root, where, f"image pose file missing: {path!r}")
+
+
+def validate(data: Any, root: str) -> dict:
+    """Check a parsed library.json against the files under ``root``; returns it unchanged when valid."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise _fail(root, "library.json", f"not a {FORMAT} file")
+    if data.get("version") != VERSION:
+        raise _fail(root, "library.json", f"version {data.get('version')!r} is not supported (expected {VERSION})")
+    entries = data.get("entries")
+    if not isinstance(entries, list) or not entries:
+        raise _fail(root, "library.json", "'entries' must be a non-empty list")
+    n_feat = len(data.get("feature_names") or [])
+    seen = set()
+    for i, e in enumerate(entries):
+        where = f"entry {i}"
+        if not isinstance(e, dict) or not isinstance(e.get("id"), str) or not e["id"]:
+            raise _fail(root, where, "needs a non-empty string 'id'")
+        where = f"entry {i} ({e['id']!r})"
+        if e["id"] in seen:
+            raise _fail(root, where, "duplicate id")
+        seen.add(e["id"])
+        if e.get("label") is not None and e["label"] not in LABELS:
+            raise _fail(root, where, f"label {e['label']!r} is not one of {', '.join(LABELS)}")
+        thumb = e.get("thumbnail")
+        if not isinstance(thumb, str) or not os.path.isfile(os.path.join(root, thumb)):
+            raise _fail(root, where, f"thumbnail missing: {thumb!r}")
+        _check_pose(root, where, e.get("pose"))
+        geo = e.get("geometry")
+        if geo is not None and (not isinstance(geo, list) or len(geo) != n_feat
+                                or not all(isinstance(v, (int, float)) for v in geo)):
+            raise _fail(root, where, f"geometry must be null or {n_feat} numbers")
+    return data
+
+
+def load(root: str) -> dict:
+    """Read and validate ``root/library.json``."""
+    path = os.path.join(root, "library.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise _fail(root, "library.json", "not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _fail(root, "library.json", f"bad JSON: {exc}") from None
+    return validate(data, root)
+
+
+def write(root: str, name: str, source: str, entries: list[dict], feature_names: list[str]) -> str:
+    """Validate and write ``root/library.json`` atomically; returns its path."""
+    data = {"format": FORMAT, "version": VERSION, "name": name, "source": source,
+            "feature_names": list(feature_names), "entries": entries}
+    validate(data, root)
+    path = os.path.join(root, "library.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+    return path
