@@ -1,0 +1,145 @@
+"""Pose libraries from a user's rig, in real headless Blender: shape-key actions, armature poses, image folders."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
+
+from backend.library import load_library  # noqa: E402
+from deepexpr_blender import rig_library as rl  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+
+def _fresh():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return bpy.context.scene
+
+
+def _face_mesh():
+    """A sphere 'face' with a mouth-open shape key (moves the lower front vertices) and a brow-raise key."""
+    import bmesh
+
+    mesh = bpy.data.meshes.new("face")
+    bm = bmesh.new()
+    bmesh.ops.create_uvsphere(bm, u_segments=24, v_segments=16, radius=1.0)
+    bm.to_mesh(mesh)
+    bm.free()
+    obj = bpy.data.objects.new("face", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.shape_key_add(name="Basis")
+    co = np.array([v.co[:] for v in mesh.vertices])
+    for name, sel, d in (("jaw_open", (co[:, 2] < -0.3) & (co[:, 1] < 0), (0, 0, -0.6)),
+                         ("brow_up", (co[:, 2] > 0.3) & (co[:, 1] < 0), (0, 0, 0.4))):
+        kb = obj.shape_key_add(name=name)
+        new = co + np.where(sel[:, None], np.array(d), 0)
+        kb.data.foreach_set("co", new.astype(np.float32).ravel())
+    return obj
+
+
+def _key(obj, frame, values):
+    for name, v in values.items():
+        kb = obj.data.shape_keys.key_blocks[name]
+        kb.value = v
+        kb.keyframe_insert("value", frame=frame)
+
+
+def test_shape_key_keyframes_become_poses_and_a_library(tmp_path):
+    _fresh()
+    obj = _face_mesh()
+    _key(obj, 1, {"jaw_open": 0.0, "brow_up": 0.0})
+    _key(obj, 10, {"jaw_open": 1.0, "brow_up": 1.0})
+    _key(obj, 20, {"jaw_open": 0.3, "brow_up": 0.0})
+    poses = rl.shape_key_poses(obj)
+    assert [p["pose"]["values"]["jaw_open"] for p in poses] == pytest.approx([0.0, 1.0, 0.3])
+    assert all(p["label"] is None for p in poses)
+    lib_json = rl.build_library(str(tmp_path / "face_lib"), poses, rig=obj, size=96)
+    lib = load_library(os.path.dirname(lib_json))
+    assert len(lib.entries) == 3
+    thumbs = [cv2.imread(lib.thumbnail(i)) for i in range(3)]
+    assert all(t.shape == (96, 96, 3) and t.std() > 5 for t in thumbs)
+    assert np.abs(thumbs[0].astype(float) - thumbs[1]).mean() > 1.0  # the open jaw shows in the thumbnail
+    # The user's scene is untouched: no camera added, frame unchanged.
+    assert bpy.context.scene.camera is None and [o.name for o in bpy.context.scene.objects] == ["face"]
+
+
+def test_pose_markers_label_poses():
+    _fresh()
+    obj = _face_mesh()
+    _key(obj, 1, {"jaw_open": 0.0, "brow_up": 0.0})
+    _key(obj, 5, {"jaw_open": 1.0, "brow_up": 1.0})
+    action = obj.data.shape_keys.animation_data.action
+    m = action.pose_markers.new("Surprise_big")
+    m.frame = 5
+    poses = rl.shape_key_poses(obj)
+    assert len(poses) == 1 and poses[0]["label"] == "surprise"
+    assert poses[0]["pose"]["values"]["jaw_open"] == pytest.approx(1.0)
+
+
+def test_mesh_without_animation_says_what_to_do():
+    _fresh()
+    obj = _face_mesh()
+    with pytest.raises(ValueError, match="key some poses"):
+        rl.shape_key_poses(obj)
+
+
+def test_armature_action_and_pose_assets(tmp_path):
+    _fresh()
+    arm_data = bpy.data.armatures.new("rig")
+    arm = bpy.data.objects.new("rig", arm_data)
+    bpy.context.scene.collection.objects.link(arm)
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    for name, head, tail in (("root", (0, 0, 0), (0, 0, 1)), ("head", (0, 0, 1), (0, 0, 2))):
+        b = arm_data.edit_bones.new(name)
+        b.head, b.tail = head, tail
+    arm_data.edit_bones["head"].parent = arm_data.edit_bones["root"]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    bpy.ops.mesh.primitive_cube_add(size=0.8, location=(0.4, 0, 1.5))
+    cube = bpy.context.active_object
+    cube.parent = arm
+    cube.parent_type = "BONE"
+    cube.parent_bone = "head"
+    cube.location = (0.4, -1.0, 0.0)  # relative to the bone's tail
+    pb = arm.pose.bones["head"]
+    pb.rotation_mode = "XYZ"
+    for frame, angle in ((1, 0.0), (10, 0.7)):
+        pb.rotation_euler = (0, angle, 0)
+        pb.keyframe_insert("rotation_euler", frame=frame)
+    asset = bpy.data.actions.new("Joy pose")
+    asset.asset_mark()
+    poses = rl.armature_poses(arm)
+    assert [p["pose"]["frame"] for p in poses[:2]] == [1.0, 10.0]
+    assert poses[-1]["label"] == "joy" and poses[-1]["pose"]["action"] == "Joy pose"
+    lib = load_library(os.path.dirname(rl.build_library(str(tmp_path / "rig_lib"), poses[:2], rig=arm, size=64)))
+    t0, t1 = (cv2.imread(lib.thumbnail(i)) for i in range(2))
+    assert np.abs(t0.astype(float) - t1).mean() > 1.0  # the head turned between the two poses
+
+
+def test_image_folder_in_ferg_layout(tmp_path):
+    _fresh()
+    root = tmp_path / "ferg"
+    for expr, color in (("joy", 200), ("anger", 60)):
+        d = root / "toony" / f"toony_{expr}"
+        d.mkdir(parents=True)
+        img = np.full((120, 100, 3), color, np.uint8)
+        cv2.circle(img, (50, 60), 30, (0, 0, 255), -1)
+        cv2.imwrite(str(d / "a.png"), img)
+    poses = rl.image_folder_poses(str(root))
+    assert sorted(p["label"] for p in poses) == ["anger", "joy"]
+    lib = load_library(os.path.dirname(rl.build_library(str(tmp_path / "img_lib"), poses, size=64)))
+    assert len(lib.entries) == 2
+    thumb = cv2.imread(lib.thumbnail(0))
+    assert max(thumb.shape[:2]) == 64
+    assert all(os.path.isfile(os.path.join(lib.root, e["pose"]["path"])) for e in lib.entries)
+
+
+def test_label_from_name():
+    assert rl.label_from_name("Happy_02") == "joy"
+    assert rl.label_from_name("anger") == "anger"
+    assert rl.label_from_name("frame 12") is None
