@@ -46,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--size", type=int, default=128)
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--box", type=_box)
+    sp = sub.add_parser("retrieve", help="rank a character pose library against the face (DeepExpr)")
+    sp.add_argument("image")
+    sp.add_argument("--library", default=None, help="library folder (default: the built-in characters)")
+    sp.add_argument("--top-k", type=int, default=5)
+    sp.add_argument("--alpha", type=float, default=1.0, help="weight of the JS feature distance")
+    sp.add_argument("--beta", type=float, default=0.1, help="weight of the geometric distance")
+    sp.add_argument("--sheet", metavar="OUT.png", help="write the query beside its candidates")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--box", type=_box)
     sp = sub.add_parser("capture", help="grab one frame from a webcam index or a video file / URL")
     sp.add_argument("--source", default="0", help="webcam index (0) or video path / URL")
     sp.add_argument("--frame", type=int, default=None, help="frame index in a video file")
@@ -72,7 +81,12 @@ def _summary(command: str, res: dict) -> str:
         lines += [f"  {k:9s} {v:.3f}" for k, v in sorted(res["probabilities"].items(), key=lambda kv: -kv[1])]
     if command == "embed":
         lines.append(f"embedding: {len(res['embedding'])} values")
-    for key in ("drawn", "aligned", "path"):
+    if command == "retrieve":
+        lines.append(f"expression: {res['label']}; top {len(res['candidates'])} of {res['library_size']} poses "
+                     f"in {res['library']}:")
+        lines += [f"  {c['rank']}. {c['id']:24s} {str(c['label']):9s} score {c['score']:.3f} (JS {c['js']:.3f}, "
+                  f"geo {c['geo']:.3f})" for c in res["candidates"]]
+    for key in ("drawn", "aligned", "path", "sheet"):
         if key in res:
             lines.append(f"wrote {res[key]}")
     return "\n".join(lines)
@@ -90,6 +104,16 @@ def run(args: argparse.Namespace) -> Any:
         return engine.draw(args.image, args.draw, box=args.box)
     if args.command == "align":
         return engine.align(args.image, args.out, size=args.size, box=args.box)
+    if args.command == "retrieve":
+        from .library import DEFAULT_LIBRARY, ensure_default_library
+
+        library = args.library or ensure_default_library(DEFAULT_LIBRARY)
+        res = engine.retrieve(args.image, library, top_k=args.top_k, alpha=args.alpha, beta=args.beta, box=args.box)
+        if args.sheet:
+            from .sheet import retrieval_sheet
+
+            res["sheet"] = retrieval_sheet(args.image, res, args.sheet)
+        return res
     return getattr(engine, args.command)(args.image, box=args.box)
 
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
 DEFAULT_EXPRESSION_MODEL = os.path.join(WEIGHTS_DIR, "expression_human.safetensors")
+DEFAULT_CHARACTER_MODEL = os.path.join(WEIGHTS_DIR, "expression_character.safetensors")
 
 
 @dataclass
@@ -37,6 +38,8 @@ class EngineConfig:
     detect_side: int = 480  # longer side of the image the HOG detector sees (cost grows with its area)
     upsample: int = 0  # dlib HOG upsampling passes (finds smaller faces, 4x slower per pass)
     landmark_model: str | None = None  # None: dlib's file from face-recognition-models
+    character_model: str | None = DEFAULT_CHARACTER_MODEL  # the transferred (shared) network used for retrieval;
+    # when absent, retrieval uses the human network for both sides
 
 
 @dataclass
@@ -85,6 +88,10 @@ class Engine:
         except DeepExprError as exc:  # the engine still detects and aligns; classify/embed report this error
             self._expression_error = exc
             log.info("%s", exc)
+        self._character: LoadedModel | None = None
+        if cfg.character_model and os.path.exists(cfg.character_model):
+            self._character = load_model(cfg.character_model, "character", self.device)
+        self._index_cache: dict = {}
         torch.set_grad_enabled(False)
 
     # ----------------------------------------------------------------- info
@@ -98,6 +105,9 @@ class Engine:
                 else {"path": self.cfg.expression_model, "loaded": False, "error": str(self._expression_error)}
             ),
         }
+        if self._character:
+            models["character"] = {"path": self._character.path, "sha256": self._character.sha256, "loaded": True,
+                                   "architecture": self._character.card.architecture}
         return {"backend_version": __version__, "protocol_version": protocol.PROTOCOL_VERSION,
                 "torch_version": torch.__version__, "device": str(self.device), "models": models}
 
@@ -106,6 +116,11 @@ class Engine:
         if self._expression is None:
             raise self._expression_error or DeepExprError(protocol.MODEL_MISSING, "no expression model")
         return self._expression
+
+    @property
+    def retrieval_model(self) -> LoadedModel:
+        """The shared human/character network when one is installed, else the human network."""
+        return self._character or self.expression
 
     # ----------------------------------------------------------------- pipeline
     def analyze(self, image: str | Decoded, box: list[int] | tuple[int, ...] | None = None) -> FaceAnalysis:
@@ -142,34 +157,50 @@ class Engine:
     def geometry(fa: FaceAnalysis) -> np.ndarray:
         return geometric_features(semantic_from_68(fa.points68))
 
-    def input_tensor(self, analyses: list[FaceAnalysis]) -> torch.Tensor:
-        inp = self.expression.card.input
-        size = int(inp.get("size", 64))
-        crops = np.stack([fa.aligned(size).crop for fa in analyses]).astype(np.float32) / 255.0
-        x = torch.from_numpy((crops - inp.get("mean", 0.5)) / inp.get("std", 0.5))[:, None]
+    def crops_tensor(self, crops: list[np.ndarray], model: LoadedModel) -> torch.Tensor:
+        inp = model.card.input
+        x = np.stack(crops).astype(np.float32) / 255.0
+        x = torch.from_numpy((x - inp.get("mean", 0.5)) / inp.get("std", 0.5))[:, None]
         return x.to(self.device)
 
-    def classify_tensor(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def input_tensor(self, analyses: list[FaceAnalysis], model: LoadedModel | None = None) -> torch.Tensor:
+        model = model or self.expression
+        size = int(model.card.input.get("size", 64))
+        return self.crops_tensor([fa.aligned(size).crop for fa in analyses], model)
+
+    def classify_tensor(self, x: torch.Tensor, model: LoadedModel | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, embeddings) for a batch of normalised crops."""
         with torch.inference_mode():
-            net = self.expression.module
+            net = (model or self.expression).module
             emb = net.embed(x)
             probs = torch.softmax(net.fc2(emb), dim=1)
         return probs.cpu().numpy(), emb.cpu().numpy()
 
-    def classify(self, image: str, box=None) -> dict:
-        fa = self.analyze(image, box)
+    def embed_crops(self, crops: list[np.ndarray], model: LoadedModel | None = None) -> np.ndarray:
+        """Next-to-last-layer features of aligned grayscale crops (N, D)."""
+        return self.classify_tensor(self.crops_tensor(crops, model or self.expression), model)[1]
+
+    def classify_analysis(self, fa: FaceAnalysis) -> dict:
         probs, _ = self.classify_tensor(self.input_tensor([fa]))
         classes = self.expression.card.classes
         p = probs[0]
-        return {**fa.describe(), "label": classes[int(p.argmax())],
-                "probabilities": {c: round(float(v), 5) for c, v in zip(classes, p)}}
+        return {"label": classes[int(p.argmax())], "probabilities": {c: round(float(v), 5) for c, v in zip(classes, p)}}
+
+    def classify(self, image: str, box=None) -> dict:
+        fa = self.analyze(image, box)
+        return {**fa.describe(), **self.classify_analysis(fa)}
 
     def embed(self, image: str, box=None) -> dict:
         fa = self.analyze(image, box)
         _, emb = self.classify_tensor(self.input_tensor([fa]))
         return {**fa.describe(), "embedding": emb[0].round(6).tolist(),
                 "geometry": self.geometry(fa).astype(np.float64).round(5).tolist()}
+
+    def retrieve(self, image: str, library: str, top_k: int = 5, alpha: float = 1.0, beta: float = 0.1,
+                 box=None) -> dict:
+        from .retrieval import retrieve
+
+        return retrieve(self, image, library, top_k=top_k, alpha=alpha, beta=beta, box=box)
 
     def align(self, image: str, out: str, size: int = 128, box=None) -> dict:
         import cv2

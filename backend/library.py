@@ -61,3 +61,18 @@ def load_library(root: str) -> Library:
             raise DeepExprError(protocol.LIBRARY_INVALID, f"library {root}: entry {i} ({e['id']!r}): landmarks must "
                                 f"be null or {len(SEMANTIC_NAMES)} [x, y] points", {"library": root})
     return Library(root=root, data=data)
+
+
+def ensure_default_library(root: str = DEFAULT_LIBRARY) -> str:
+    """The built-in library, rendered on first use (about 20 s; needs bpy in the backend's environment)."""
+    if os.path.exists(os.path.join(root, "library.json")):
+        return root
+    try:
+        from training.build_library import build_builtin_library
+    except ImportError as exc:
+        raise DeepExprError(protocol.LIBRARY_INVALID, f"the built-in library {root} is missing and cannot be built "
+                            f"here ({exc}); run: python -m training.build_library", {"library": root}) from None
+    import logging
+
+    logging.getLogger(__name__).warning("building the built-in pose library in %s (first use, ~20 s)", root)
+    return build_builtin_library(root)

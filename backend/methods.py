@@ -68,6 +68,25 @@ def register_methods(server: Server) -> None:
         return engine().align(_str(params, "image"), _str(params, "out"), size=_int(params, "size", 128, 16, 1024),
                               box=_box(params))
 
+    @server.method("retrieve")
+    def retrieve(params: dict, ctx: RequestContext) -> dict:
+        from .library import DEFAULT_LIBRARY, ensure_default_library
+
+        library = _str(params, "library", required=False) or ensure_default_library(DEFAULT_LIBRARY)
+        alpha, beta = params.get("alpha", 1.0), params.get("beta", 0.1)
+        for name, v in (("alpha", alpha), ("beta", beta)):
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                raise invalid_params(f"param {name!r} must be a non-negative number")
+        image = _str(params, "image")
+        res = engine().retrieve(image, library, top_k=_int(params, "top_k", 5, 1, 1000), alpha=float(alpha),
+                                beta=float(beta), box=_box(params))
+        sheet = _str(params, "sheet", required=False)
+        if sheet:
+            from .sheet import retrieval_sheet
+
+            res["sheet"] = retrieval_sheet(image, res, sheet)
+        return res
+
     @server.method("capture")
     def capture(params: dict, ctx: RequestContext) -> dict:
         source = params.get("source", 0)
