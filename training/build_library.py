@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 def build_builtin_library(out: str = DEFAULT_LIBRARY, per_expression: int = 3, seed: int = 0, size: int = 256,
                           characters: list[str] | None = None) -> str:
     from .characters.scene import place_camera, project_landmarks, render, reset_scene, set_expression, set_head_pose
-    from .characters.toon import CHARACTERS, build_character
+    from deepexpr_blender.toon import CHARACTERS, build_character
 
     table = load_expression_table()
     staging = out + ".partial"

@@ -16,7 +16,7 @@ import numpy as np
 def make_sheet(out: str, tile: int = 160) -> str:
     from .characters import load_expression_table
     from .characters.scene import View, place_camera, render, reset_scene, set_expression
-    from .characters.toon import CHARACTERS, build_character
+    from deepexpr_blender.toon import CHARACTERS, build_character
 
     table = load_expression_table()
     aus, exprs = table["action_units"], list(table["expressions"])

@@ -120,9 +120,9 @@ def _init_worker() -> None:
     _ENGINE = Engine(EngineConfig(device="cpu", expression_model=None))
 
 
-def align_array(gray: np.ndarray, size: int, tight_crop: bool = True) -> tuple[np.ndarray, bool]:
-    """Engine alignment of one image array; returns (crop, detected). For tight data set crops, a face the
-    detector misses is placed with TIGHT_CROP_BOX (detected=False)."""
+def align_array(gray: np.ndarray, size: int, tight_crop: bool = True) -> tuple[np.ndarray, bool, np.ndarray]:
+    """Engine alignment of one image array; returns (crop, detected, geometric features). For tight data set
+    crops, a face the detector misses is placed with TIGHT_CROP_BOX (detected=False)."""
     from backend.errors import DeepExprError
     from backend.imageio import from_array
 
@@ -137,10 +137,10 @@ def align_array(gray: np.ndarray, size: int, tight_crop: bool = True) -> tuple[n
         box = [TIGHT_CROP_BOX[0] * w, TIGHT_CROP_BOX[1] * h, TIGHT_CROP_BOX[2] * w, TIGHT_CROP_BOX[3] * h]
         fa = _ENGINE.analyze(dec, box=box)
         detected = False
-    return fa.aligned(size).crop, detected
+    return fa.aligned(size).crop, detected, _ENGINE.geometry(fa)
 
 
-def _align_path(args: tuple[str, int]) -> tuple[np.ndarray, bool]:
+def _align_path(args: tuple[str, int]) -> tuple[np.ndarray, bool, np.ndarray]:
     path, size = args
     gray = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
     if gray is None:
@@ -149,10 +149,11 @@ def _align_path(args: tuple[str, int]) -> tuple[np.ndarray, bool]:
 
 
 def crop_cache(items: list[Item], size: int, cache_dir: str = "cache", workers: int = 2, tag: str = "") -> dict:
-    """Aligned crops for ``items`` (cached by the list's paths and size): {'x': (N,S,S) uint8, 'y', 'detected'}."""
+    """Aligned crops for ``items`` (cached by the list's paths and size):
+    {'x': (N,S,S) uint8, 'y', 'detected', 'geo' (N, F) geometric features, 'subject'}."""
     # Keyed by the images' last three path parts (class/split/file), so moving the data keeps the cache.
     names = "\n".join("/".join(os.path.normpath(i.path).split(os.sep)[-3:]) for i in items)
-    key = hashlib.sha1((names + f"|{size}|v1").encode()).hexdigest()[:16]
+    key = hashlib.sha1((names + f"|{size}|v2").encode()).hexdigest()[:16]
     path = os.path.join(cache_dir, f"crops-{tag}-{size}-{key}.npz")
     if os.path.exists(path):
         with np.load(path) as z:
@@ -173,6 +174,7 @@ def crop_cache(items: list[Item], size: int, cache_dir: str = "cache", workers: 
         "x": np.stack([o[0] for o in out]).astype(np.uint8),
         "y": np.array([i.label for i in items], dtype=np.int64),
         "detected": np.array([o[1] for o in out], dtype=bool),
+        "geo": np.stack([o[2] for o in out]).astype(np.float32),
         "subject": np.array([i.subject for i in items]),
     }
     np.savez(path, **data)
@@ -215,3 +217,39 @@ def augment_crop(img: np.ndarray, rng) -> np.ndarray:
         img = img.copy()
         img[y0:y0 + eh, x0:x0 + ew] = rng.rand()
     return img.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ character renders
+def character_crops(root: str, size: int, cache_dir: str = "cache") -> dict:
+    """Aligned crops of a rendered character data set (``training.render_characters``): alignment from the
+    manifest's projected landmarks, through the same ``backend.align`` as human faces. Cached.
+
+    Returns {'x', 'y', 'geo', 'character', 'n' (index within its character/expression)}."""
+    import json
+
+    from backend.align import align_face
+    from backend.geometry import geometric_features
+    from backend.landmarks import SEMANTIC_NAMES
+
+    rows = [json.loads(line) for line in open(os.path.join(root, "manifest.jsonl"), encoding="utf-8")]
+    rows = [r for r in rows if os.path.exists(os.path.join(root, r["path"]))]
+    rows.sort(key=lambda r: r["path"])
+    key = hashlib.sha1(("\n".join(r["path"] for r in rows) + f"|{size}|v2").encode()).hexdigest()[:16]
+    path = os.path.join(cache_dir, f"chars-{size}-{key}.npz")
+    if os.path.exists(path):
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    from tqdm import tqdm
+
+    xs, geos = [], []
+    for r in tqdm(rows, desc="align characters"):
+        gray = cv2.imread(os.path.join(root, r["path"]), cv2.IMREAD_GRAYSCALE)
+        sem = np.array([r["landmarks"][n] for n in SEMANTIC_NAMES], dtype=np.float64)
+        xs.append(align_face(gray, sem, size=size).crop)
+        geos.append(geometric_features(sem))
+    data = {"x": np.stack(xs), "y": np.array([canonical(r["expression"]) for r in rows], dtype=np.int64),
+            "geo": np.stack(geos).astype(np.float32), "character": np.array([r["character"] for r in rows]),
+            "n": np.array([int(os.path.splitext(r["path"])[0].rsplit("_", 1)[1]) for r in rows])}
+    os.makedirs(cache_dir, exist_ok=True)
+    np.savez(path, **data)
+    return data

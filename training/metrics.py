@@ -47,3 +47,17 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: str, title: str) ->
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def average_normalized_rank(dist: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """ANR per query (Mueller et al. 2001, as used by DeepExpr): for a query whose N database items include
+    N_rel relevant ones at ranks R_i (1-based, ascending distance), ANR = (sum R_i - N_rel(N_rel+1)/2) / (N N_rel).
+    0 is perfect, about 0.5 is chance. ``dist`` (Q, N) distances; ``relevant`` (Q, N) booleans."""
+    q, n = dist.shape
+    order = np.argsort(dist, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    ranks[np.arange(q)[:, None], order] = np.arange(1, n + 1)[None]
+    n_rel = relevant.sum(axis=1)
+    s = np.where(relevant, ranks, 0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (s - n_rel * (n_rel + 1) / 2) / (n * n_rel)

@@ -34,7 +34,7 @@ def render_dataset(out: str, per_expression: int, seed: int = 0, characters: lis
                    size: int = 256, engine: str = "workbench", expressions: list[str] | None = None,
                    progress: bool = True) -> dict:
     from .characters.scene import place_camera, project_landmarks, render, reset_scene, set_expression, set_head_pose
-    from .characters.toon import CHARACTERS, build_character
+    from deepexpr_blender.toon import CHARACTERS, build_character
 
     table = load_expression_table()
     exprs = expressions or list(table["expressions"])

@@ -10,7 +10,7 @@ import numpy as np
 
 from backend.landmarks import SEMANTIC_NAMES
 
-from .toon import AU_SHAPE_KEYS
+from deepexpr_blender.toon import AU_SHAPE_KEYS
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Procedural toon characters in Blender: one mesh per character, FACS-style shape keys, semantic landmarks.
 
-Runs in real Blender (``bpy``, e.g. ``pip install bpy==5.0.1``). A character is built from a ``CharacterSpec``
+Runs in real Blender (``bpy``, e.g. ``pip install bpy==5.0.1``) and imports only what Blender bundles, so the
+add-on can add these characters to a scene and training can render them. A character is built from a ``CharacterSpec``
 into ONE mesh object whose parts (head, eyes, lids, brows, nose, mouth, cheeks, ears, hair, glasses) are
 tracked by vertex index, so each action unit is a single shape key: a displacement field computed with
 numpy from the parts' rest positions. Named landmark vertices (``backend.landmarks.SEMANTIC_NAMES``) are

@@ -1,0 +1,287 @@
+"""Backend supervision (stdlib only, no bpy): start the backend child process, talk JSON-RPC to it without
+blocking, and keep it alive.
+
+Threads: a reader thread parses frames from the child's stdout onto a ``queue.Queue``; the main thread
+calls ``drain()`` (from a ``bpy.app.timers`` callback in Blender; directly in tests) to run callbacks.
+Nothing here touches bpy, so callbacks run where the caller decides.
+
+A crashed backend is noticed (its stdout closes), every pending request fails with a clear error, and the
+next request starts a new process. ``stop()`` sends shutdown/exit, waits, and kills if it must: no zombies.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import protocol as P
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[Any], None]
+
+
+class BackendError(Exception):
+    """The backend could not be started, died, or answered with an error. ``code``/``name`` as in protocol.py."""
+
+    def __init__(self, message: str, code: int = P.INTERNAL_ERROR, data: Any = None):
+        super().__init__(message)
+        self.code = code
+        self.data = data or {}
+        self.name = P.ERROR_NAMES.get(code, "ERROR")
+
+
+@dataclass
+class Pending:
+    method: str
+    on_result: Callback | None = None
+    on_error: Callable[[BackendError], None] | None = None
+    on_progress: Callback | None = None
+    sent: float = field(default_factory=time.monotonic)
+
+
+def find_project_python(start: str | None = None) -> str | None:
+    """The project's virtual-environment interpreter, when the add-on runs from the project checkout."""
+    here = os.path.dirname(os.path.abspath(start or __file__))
+    for root in (os.path.dirname(here), os.path.dirname(os.path.dirname(here))):
+        for cand in (os.path.join(root, ".venv", "bin", "python"), os.path.join(root, ".venv", "Scripts", "python.exe")):
+            if os.path.isfile(cand):
+                return cand
+    return None
+
+
+class BackendClient:
+    def __init__(self, python: str, device: str = "auto", log_level: str = "WARNING", log_file: str | None = None,
+                 extra_args: tuple[str, ...] = (), env: dict | None = None):
+        self.python, self.device, self.log_level, self.log_file = python, device, log_level, log_file
+        self.extra_args = tuple(extra_args)
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.info: dict | None = None  # the initialize result
+        self.last_error: str | None = None
+        self.restarts = 0
+        self._ids = itertools.count(1)
+        self._pending: dict[int, Pending] = {}
+        self._queue: queue.Queue = queue.Queue()
+        self._write_lock = threading.Lock()
+        self._stderr_tail: list[str] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def command(self) -> list[str]:
+        cmd = [self.python, "-m", "backend.cli", "--device", self.device, "--log-level", self.log_level]
+        if self.log_file:
+            cmd += ["--log-file", self.log_file]
+        return [*cmd, *self.extra_args, "serve", "--stdio"]
+
+    def spawn(self, on_ready: Callback | None = None, on_error: Callable[[BackendError], None] | None = None) -> None:
+        """Start the backend and send ``initialize`` without waiting: ``on_ready(info)`` runs in ``drain()``.
+        Requests sent right after are queued behind initialize by the backend, so nothing blocks."""
+        self.stop()
+        if not self.python or not os.path.isfile(self.python):
+            raise BackendError(f"backend Python not found: {self.python!r}. Set it in the add-on preferences "
+                               "(the project's .venv/bin/python).", P.MODEL_MISSING)
+        try:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, env=self.env, close_fds=True)
+        except OSError as exc:
+            raise BackendError(f"cannot start the backend with {self.python}: {exc}") from None
+        self._stderr_tail = []
+        threading.Thread(target=self._read_stdout, args=(self.proc,), daemon=True, name="deepexpr-client-reader").start()
+        threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True, name="deepexpr-client-stderr").start()
+
+        def ready(info: dict) -> None:
+            self.info = info
+            self.last_error = None
+            if on_ready:
+                on_ready(info)
+
+        def failed(err: BackendError) -> None:
+            self.last_error = str(err)
+            if on_error:
+                on_error(err)
+
+        self.request("initialize", {"protocolVersion": P.PROTOCOL_VERSION, "parentPid": os.getpid(),
+                                    "options": {"device": self.device}}, ready, failed, _autostart=False)
+
+    def start(self, timeout: float = 60.0) -> dict:
+        """Start the backend and wait for ``initialize`` (for scripts and tests; the UI uses ``spawn``)."""
+        result: dict = {}
+        self.spawn(lambda r: result.setdefault("ok", r), lambda e: result.setdefault("err", e))
+        deadline = time.monotonic() + timeout
+        while not result and time.monotonic() < deadline:
+            self.drain(block=0.05)
+        if "ok" in result:
+            return result["ok"]
+        err = result.get("err") or BackendError(f"the backend did not answer initialize within {timeout:.0f} s")
+        self.last_error = str(err)
+        self.stop()
+        raise err
+
+    def stop(self, timeout: float = 5.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                with self._write_lock:
+                    proc.stdin.write(P.encode(P.request(next(self._ids), "shutdown")))
+                    proc.stdin.write(P.encode(P.notification("exit")))
+                    proc.stdin.flush()
+            except (OSError, ValueError):
+                pass
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self._fail_all(BackendError("the backend was stopped"))
+
+    # ------------------------------------------------------------------ requests
+    def request(self, method: str, params: dict | None = None, on_result: Callback | None = None,
+                on_error: Callable[[BackendError], None] | None = None, on_progress: Callback | None = None,
+                _autostart: bool = True) -> int:
+        """Send a request; callbacks run inside ``drain()``. Starts (or restarts) the backend if needed."""
+        if _autostart and not self.alive:
+            if self.info is not None:
+                self.restarts += 1
+                log.warning("the backend is not running (%s); restarting it", self.last_error or "exited")
+            try:
+                self.spawn()
+            except BackendError as err:
+                if on_error is None:
+                    raise
+                on_error(err)
+                return -1
+        msg_id = next(self._ids)
+        self._pending[msg_id] = Pending(method, on_result, on_error, on_progress)
+        try:
+            with self._write_lock:
+                self.proc.stdin.write(P.encode(P.request(msg_id, method, params)))
+                self.proc.stdin.flush()
+        except (OSError, ValueError, AttributeError) as exc:
+            self._pending.pop(msg_id, None)
+            err = BackendError(f"cannot send {method} to the backend: {exc}")
+            if on_error:
+                on_error(err)
+            else:
+                raise err from None
+        return msg_id
+
+    def cancel(self, msg_id: int) -> None:
+        if self.alive:
+            with self._write_lock:
+                try:
+                    self.proc.stdin.write(P.encode(P.notification("$/cancelRequest", {"id": msg_id})))
+                    self.proc.stdin.flush()
+                except (OSError, ValueError):
+                    pass
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending)
+
+    def call(self, method: str, params: dict | None = None, timeout: float = 120.0) -> Any:
+        """Blocking request (for scripts and tests; operators use ``request`` with callbacks)."""
+        box: dict = {}
+        self.request(method, params, lambda r: box.setdefault("r", r), lambda e: box.setdefault("e", e))
+        deadline = time.monotonic() + timeout
+        while not box and time.monotonic() < deadline:
+            self.drain(block=0.05)
+        if "e" in box:
+            raise box["e"]
+        if "r" not in box:
+            tail = "".join(self._stderr_tail[-5:]).strip()[-500:]
+            raise BackendError(f"{method} timed out after {timeout:.0f} s (backend alive: {self.alive}; "
+                               f"stderr: {tail or 'empty'})")
+        return box["r"]
+
+    # ------------------------------------------------------------------ main-thread side
+    def drain(self, block: float = 0.0) -> int:
+        """Run the callbacks of every message that arrived. Returns how many were handled."""
+        n = 0
+        while True:
+            try:
+                item = self._queue.get(timeout=block) if block and n == 0 else self._queue.get_nowait()
+            except queue.Empty:
+                return n
+            n += 1
+            kind, payload = item
+            if kind == "eof":
+                if payload is self.proc or self.proc is None or not self.alive:
+                    code = payload.poll()
+                    tail = "".join(self._stderr_tail[-5:]).strip()
+                    self.last_error = f"the backend exited (code {code})" + (f": {tail[-300:]}" if tail else "")
+                    self._fail_all(BackendError(self.last_error))
+                continue
+            self._dispatch(payload)
+
+    def _dispatch(self, msg: dict) -> None:
+        if "id" not in msg or msg.get("id") is None:
+            if msg.get("method") == "$/progress":
+                params = msg.get("params") or {}
+                p = self._pending.get(params.get("id"))
+                if p and p.on_progress:
+                    p.on_progress(params)
+            return
+        p = self._pending.pop(msg["id"], None)
+        if p is None:
+            return
+        if "error" in msg:
+            e = msg["error"]
+            err = BackendError(e.get("message", "error"), e.get("code", P.INTERNAL_ERROR), e.get("data"))
+            if p.on_error:
+                p.on_error(err)
+            else:
+                log.error("%s failed: %s", p.method, err)
+        elif p.on_result:
+            p.on_result(msg.get("result"))
+
+    def _fail_all(self, err: BackendError) -> None:
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
+            if p.on_error:
+                p.on_error(err)
+
+    # ------------------------------------------------------------------ reader threads
+    def _read_stdout(self, proc: subprocess.Popen) -> None:
+        while True:
+            try:
+                body = P.read_frame(proc.stdout)
+            except P.FramingError as exc:
+                log.error("backend stream error: %s", exc)
+                if exc.recoverable:
+                    continue
+                body = None
+            except (OSError, ValueError):
+                body = None
+            if body is None:
+                self._queue.put(("eof", proc))
+                return
+            try:
+                self._queue.put(("msg", P.decode(body)))
+            except P.FramingError as exc:
+                log.error("backend sent bad JSON: %s", exc)
+
+    def _read_stderr(self, proc: subprocess.Popen) -> None:
+        for raw in iter(proc.stderr.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            self._stderr_tail = (self._stderr_tail + [line])[-50:]
+            sys.stderr.write("[deepexpr-backend] " + line)
