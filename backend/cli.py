@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -24,13 +25,16 @@ def _box(text: str) -> list[float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .engine import DEFAULT_EXPRESSION_MODEL
+    from .engine import DEFAULT_CHARACTER_MODEL, DEFAULT_EXPRESSION_MODEL
 
     p = argparse.ArgumentParser(prog="deepexpr", description="DeepExpr backend: faces, expressions, poses.")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="torch device (default auto)")
     p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
     p.add_argument("--log-file", default=None, help="also write logs to this file")
-    p.add_argument("--expression-model", default=DEFAULT_EXPRESSION_MODEL, help="expression network (.safetensors)")
+    p.add_argument("--expression-model", default=os.environ.get("DEEPEXPR_EXPRESSION_MODEL", DEFAULT_EXPRESSION_MODEL),
+                   help="expression network (.safetensors); default $DEEPEXPR_EXPRESSION_MODEL or the shipped one")
+    p.add_argument("--character-model", default=os.environ.get("DEEPEXPR_CHARACTER_MODEL", DEFAULT_CHARACTER_MODEL),
+                   help="shared human/character network used for retrieval (.safetensors), when installed")
     sub = p.add_subparsers(dest="command", required=True)
     for name, helptext in (("detect", "find the largest face"), ("landmarks", "68 landmarks + geometric features"),
                            ("classify", "expression probabilities"), ("embed", "retrieval embedding")):
@@ -99,7 +103,8 @@ def run(args: argparse.Namespace) -> Any:
         return capture_frame(args.source, args.out, frame=args.frame)
     from .engine import Engine, EngineConfig
 
-    engine = Engine(EngineConfig(device=args.device, expression_model=args.expression_model))
+    engine = Engine(EngineConfig(device=args.device, expression_model=args.expression_model,
+                                 character_model=args.character_model))
     if args.command == "detect" and args.draw:
         return engine.draw(args.image, args.draw, box=args.box)
     if args.command == "align":
@@ -136,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             device = options.get("device", args.device)
             if device not in ("auto", "cpu", "cuda"):
                 raise DeepExprError(-32602, f"unknown device {device!r}")
-            return Engine(EngineConfig(device=device, expression_model=args.expression_model))
+            return Engine(EngineConfig(device=device, expression_model=args.expression_model,
+                                       character_model=args.character_model))
 
         return serve_stdio(factory)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from typing import TYPE_CHECKING, Any
 
 from .capture import capture_frame
@@ -86,6 +88,71 @@ def register_methods(server: Server) -> None:
 
             res["sheet"] = retrieval_sheet(image, res, sheet)
         return res
+
+    @server.method("retrieve_batch")
+    def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
+        """Retrieval over a list of images or every ``frame_step``-th frame of a video. Streams one
+        ``$/progress`` per frame carrying that frame's result (``item``), so clients can key as results come;
+        frames without a face are reported, not fatal. Cancel returns the frames done so far."""
+        import tempfile
+
+        import cv2
+
+        from .library import DEFAULT_LIBRARY, ensure_default_library, load_library
+
+        lib = load_library(_str(params, "library", required=False) or ensure_default_library(DEFAULT_LIBRARY))
+        top_k = _int(params, "top_k", 5, 1, 100)
+        step = _int(params, "frame_step", 1, 1, 1000)
+        alpha, beta = float(params.get("alpha", 1.0)), float(params.get("beta", 0.1))
+        images, video = params.get("images"), params.get("video")
+        if (images is None) == (video is None):
+            raise invalid_params("give either 'images' (a list of paths) or 'video' (a path)")
+        frames: list[dict] = []
+        tmp = tempfile.mkdtemp(prefix="deepexpr-batch-")
+
+        def one(index: int, path: str, total: int) -> None:
+            ctx.check_cancelled(partial={"frames": frames, "library": lib.root})
+            try:
+                res = engine().retrieve(path, lib, top_k=top_k, alpha=alpha, beta=beta)
+                item = {"index": index, "step": 1 if images is not None else step, "ok": True, "label": res["label"],
+                        "candidates": [[c["id"], c["score"]] for c in res["candidates"]]}
+            except DeepExprError as exc:
+                item = {"index": index, "step": 1 if images is not None else step, "ok": False, "error": exc.name,
+                        "message": exc.message}
+            frames.append(item)
+            ctx.progress(len(frames), total, path, item=item, library=lib.root)
+
+        if images is not None:
+            if not isinstance(images, list) or not all(isinstance(p, str) for p in images) or len(images) > MAX_BATCH:
+                raise invalid_params(f"param 'images' must be a list of at most {MAX_BATCH} paths")
+            for i, path in enumerate(images):
+                one(i, path, len(images))
+        else:
+            if not isinstance(video, str):
+                raise invalid_params("param 'video' must be a path")
+            cap = cv2.VideoCapture(video)
+            if not cap.isOpened():
+                from deepexpr_blender import protocol
+
+                raise DeepExprError(protocol.CAPTURE_FAILED, f"cannot open video {video}", {"source": video})
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            total = (n + step - 1) // step if n else 0
+            try:
+                k = 0
+                while True:
+                    ok, img = cap.read()
+                    if not ok:
+                        break
+                    if k % step == 0:
+                        path = os.path.join(tmp, f"frame_{k:06d}.png")
+                        cv2.imwrite(path, img)
+                        one(k // step, path, max(total, len(frames) + 1))
+                    k += 1
+            finally:
+                cap.release()
+        shutil.rmtree(tmp, ignore_errors=True)
+        return {"library": lib.root, "frames": frames,
+                "no_face": [f["index"] for f in frames if not f["ok"]]}
 
     @server.method("capture")
     def capture(params: dict, ctx: RequestContext) -> dict:

@@ -19,7 +19,6 @@ import tempfile
 import time
 
 import cv2
-import numpy as np
 import torch
 
 

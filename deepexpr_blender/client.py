@@ -74,11 +74,13 @@ class BackendClient:
         self._queue: queue.Queue = queue.Queue()
         self._write_lock = threading.Lock()
         self._stderr_tail: list[str] = []
+        self._eof_proc: subprocess.Popen | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        # stdout's end is authoritative: a dying process closes its pipes a moment before it can be reaped.
+        return self.proc is not None and self.proc is not self._eof_proc and self.proc.poll() is None
 
     def command(self) -> list[str]:
         cmd = [self.python, "-m", "backend.cli", "--device", self.device, "--log-level", self.log_level]
@@ -209,7 +211,8 @@ class BackendClient:
             raise box["e"]
         if "r" not in box:
             tail = "".join(self._stderr_tail[-5:]).strip()[-500:]
-            raise BackendError(f"{method} timed out after {timeout:.0f} s (backend alive: {self.alive}; "
+            code = self.proc.poll() if self.proc else "no process"
+            raise BackendError(f"{method} timed out after {timeout:.0f} s (backend alive: {self.alive}, exit {code}; "
                                f"stderr: {tail or 'empty'})")
         return box["r"]
 
@@ -225,7 +228,13 @@ class BackendClient:
             n += 1
             kind, payload = item
             if kind == "eof":
-                if payload is self.proc or self.proc is None or not self.alive:
+                if payload is self.proc:
+                    self._eof_proc = payload
+                    try:
+                        payload.wait(0.5)  # reap it now that its pipes are closed
+                    except subprocess.TimeoutExpired:
+                        payload.kill()
+                        payload.wait()
                     code = payload.poll()
                     tail = "".join(self._stderr_tail[-5:]).strip()
                     self.last_error = f"the backend exited (code {code})" + (f": {tail[-300:]}" if tail else "")

@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 def build_builtin_library(out: str = DEFAULT_LIBRARY, per_expression: int = 3, seed: int = 0, size: int = 256,
                           characters: list[str] | None = None) -> str:
-    from .characters.scene import place_camera, project_landmarks, render, reset_scene, set_expression, set_head_pose
     from deepexpr_blender.toon import CHARACTERS, build_character
+
+    from .characters.scene import place_camera, project_landmarks, render, reset_scene, set_expression, set_head_pose
 
     table = load_expression_table()
     staging = out + ".partial"
@@ -70,9 +71,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=DEFAULT_LIBRARY)
     ap.add_argument("--per-expression", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", type=int, default=256, help="thumbnail side in pixels")
+    ap.add_argument("--characters", nargs="*", default=None, help="only these characters (default: all)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    print(build_builtin_library(args.out, args.per_expression, args.seed))
+    print(build_builtin_library(args.out, args.per_expression, args.seed, args.size, args.characters))
 
 
 if __name__ == "__main__":

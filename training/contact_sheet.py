@@ -14,9 +14,10 @@ import numpy as np
 
 
 def make_sheet(out: str, tile: int = 160) -> str:
+    from deepexpr_blender.toon import CHARACTERS, build_character
+
     from .characters import load_expression_table
     from .characters.scene import View, place_camera, render, reset_scene, set_expression
-    from deepexpr_blender.toon import CHARACTERS, build_character
 
     table = load_expression_table()
     aus, exprs = table["action_units"], list(table["expressions"])

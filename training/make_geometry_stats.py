@@ -26,9 +26,10 @@ def main() -> None:
     ap.add_argument("--data", default=os.path.join(SHARED_DATA, "ckplus_pairs"))
     ap.add_argument("--out", default=os.path.join("backend", "assets", "geometry_stats.json"))
     args = ap.parse_args()
-    from . import data as d
     from backend.errors import DeepExprError
     from backend.imageio import from_array
+
+    from . import data as d
 
     _init_worker()
     feats = []

@@ -33,8 +33,9 @@ ENGINES = {"workbench": "BLENDER_WORKBENCH", "cycles": "CYCLES", "eevee": "BLEND
 def render_dataset(out: str, per_expression: int, seed: int = 0, characters: list[str] | None = None,
                    size: int = 256, engine: str = "workbench", expressions: list[str] | None = None,
                    progress: bool = True) -> dict:
-    from .characters.scene import place_camera, project_landmarks, render, reset_scene, set_expression, set_head_pose
     from deepexpr_blender.toon import CHARACTERS, build_character
+
+    from .characters.scene import place_camera, project_landmarks, render, reset_scene, set_expression, set_head_pose
 
     table = load_expression_table()
     exprs = expressions or list(table["expressions"])

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from backend.models import CLASSES, ExpressionNet, ExpressionNetConfig, ModelCard, save_model
 
 from . import dist
-from .config import add_dataclass_args, field, from_args, to_json
+from .config import add_dataclass_args, field, from_args
 from .data import SHARED_DATA, CropDataset, crop_cache, list_class_folders
 from .metrics import accuracy, confusion, macro_f1, plot_confusion
 from .runs import StatsLog, load_checkpoint, new_run_dir, save_checkpoint, seed_everything, worker_init

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.landmarks import SEMANTIC_NAMES
-
 from deepexpr_blender.toon import AU_SHAPE_KEYS
 
 

@@ -1,0 +1,102 @@
+"""Per-scene state: one PropertyGroup on ``Scene.deepexpr``."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+from bpy.types import PropertyGroup
+
+from .library_format import LABELS
+
+EXPRESSION_ITEMS = [(e, e.title(), f"Target expression: {e}") for e in LABELS]
+
+
+def _library_items(self, context):
+    from .ops.runtime import prefs
+
+    items = [("BUILTIN", "Built-in characters", "The procedural toon characters that ship with DeepExpr")]
+    p = prefs()
+    for i, f in enumerate(p.library_folders if p else []):
+        if f.path:
+            items.append((f"PREF{i}", bpy.path.basename(f.path.rstrip("/\\")) or f.path, f.path))
+    items.append(("CUSTOM", "Folder...", "A library folder chosen below"))
+    return items
+
+
+class DEEPEXPR_PG_candidate(PropertyGroup):
+    pose_id: StringProperty()
+    label: StringProperty()
+    score: FloatProperty()
+    js: FloatProperty()
+    geo: FloatProperty()
+    thumbnail: StringProperty(subtype="FILE_PATH")
+    pose_json: StringProperty(description="The library entry's pose, as JSON")
+
+
+class DEEPEXPR_PG_scene(PropertyGroup):
+    # capture
+    source: EnumProperty(name="Source", items=[
+        ("WEBCAM", "Webcam", "Grab a frame from a webcam"),
+        ("IMAGE", "Image", "A face photo on disk"),
+        ("STRIP", "Video strip", "The frame under the playhead of the active movie strip")], default="IMAGE")
+    webcam_index: IntProperty(name="Webcam", min=0, max=16, default=0, description="OpenCV camera index")
+    image_path: StringProperty(name="Image", subtype="FILE_PATH", description="Face image to use")
+    captured_path: StringProperty(name="Captured", subtype="FILE_PATH", description="The image being analysed")
+    preview_path: StringProperty(subtype="FILE_PATH", description="The captured face with its landmarks")
+    expression: StringProperty(name="Expression", description="Predicted expression of the captured face")
+    confidence: FloatProperty(name="Confidence", min=0, max=1)
+    # retrieval
+    library: EnumProperty(name="Library", items=_library_items, description="Pose library to search")
+    library_path: StringProperty(name="Folder", subtype="DIR_PATH", description="Library folder (with library.json)")
+    last_library: StringProperty(subtype="DIR_PATH", description="Library the candidates came from")
+    top_k: IntProperty(name="Candidates", min=1, max=24, default=6)
+    alpha: FloatProperty(name="Feature weight", min=0, default=1.0, description="Weight of the JS feature distance")
+    beta: FloatProperty(name="Geometry weight", min=0, default=0.1, description="Weight of the geometric distance")
+    target: PointerProperty(name="Target", type=bpy.types.Object, description="Character to key")
+    candidates: CollectionProperty(type=DEEPEXPR_PG_candidate)
+    # status of background work
+    busy: BoolProperty(default=False)
+    status: StringProperty()
+    progress: FloatProperty(min=0, max=1, subtype="FACTOR")
+    # transitions
+    seq_source: StringProperty(name="Source face", subtype="FILE_PATH", description="Face image to animate")
+    seq_mode: EnumProperty(name="Target", items=[
+        ("EXPRESSION", "Expression", "A named expression"),
+        ("IMAGE", "Face image", "Another face image's expression"),
+        ("KEYFRAMES", "Key frames", "Landmark key frames from a JSON file")], default="EXPRESSION")
+    seq_expression: EnumProperty(name="Expression", items=EXPRESSION_ITEMS, default="joy")
+    seq_target_image: StringProperty(name="Target face", subtype="FILE_PATH")
+    seq_keyframes: StringProperty(name="Key frames", subtype="FILE_PATH")
+    seq_frames: IntProperty(name="Frames", min=2, max=600, default=24)
+    seq_easing: EnumProperty(name="Easing", items=[("linear", "Linear", ""), ("ease_in_out", "Ease In-Out", ""),
+                                                   ("ease_in", "Ease In", ""), ("ease_out", "Ease Out", "")],
+                             default="ease_in_out")
+    seq_method: EnumProperty(name="Method", items=[("warp", "Warp", "Piecewise-affine warp, any resolution"),
+                                                   ("gan", "GAN", "Landmark-guided GAN, 64x64")], default="warp")
+    # batch
+    batch_input: StringProperty(name="Input", subtype="FILE_PATH", description="A video file or a folder of images")
+    batch_step: IntProperty(name="Frame step", min=1, max=100, default=2, description="Retrieve every n-th frame")
+    batch_min_hold: IntProperty(name="Minimum hold", min=0, max=240, default=6,
+                                description="Frames a pose is held before it may change")
+    batch_hysteresis: FloatProperty(name="Hysteresis", min=0, max=1, default=0.02,
+                                    description="Score margin a new pose needs to replace the current one")
+    batch_report: StringProperty(description="Last batch run's report")
+
+
+classes = (DEEPEXPR_PG_candidate, DEEPEXPR_PG_scene)
+
+
+def register() -> None:
+    bpy.types.Scene.deepexpr = PointerProperty(type=DEEPEXPR_PG_scene)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.deepexpr

@@ -1,0 +1,305 @@
+"""The Blender extension in real headless Blender (bpy 5.0.1) against the real backend subprocess:
+packaging, registration, backend supervision, capture, find poses and key one, batch retrieval, panels."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import signal
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
+
+from .conftest import ROOT  # noqa: E402
+
+pytestmark = pytest.mark.blender
+MODULE = "bl_ext.user_default.deepexpr_blender"
+ALLOWED = {"bpy", "bpy_extras", "mathutils", "bmesh", "numpy", "addon_utils", "gpu", "blf"}
+
+
+def test_addon_imports_only_what_blender_bundles():
+    bad = []
+    for dirpath, _, files in os.walk(os.path.join(ROOT, "deepexpr_blender")):
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            tree = ast.parse(open(os.path.join(dirpath, f), encoding="utf-8").read())
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    names = [node.module]
+                for n in names:
+                    top = n.split(".")[0]
+                    if top not in sys.stdlib_module_names and top not in ALLOWED:
+                        bad.append(f"{f}: {n}")
+    assert not bad, bad
+
+
+@pytest.fixture(scope="module")
+def zip_path(tmp_path_factory):
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        from build_extension import build  # runs blender_ext.py build + validate (raises if invalid)
+    finally:
+        sys.path.pop(0)
+    return build(str(tmp_path_factory.mktemp("dist")))
+
+
+def _drain_until(cond, timeout=120.0):
+    from importlib import import_module
+
+    runtime = import_module(MODULE + ".ops.runtime")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runtime.drain()
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="module")
+def addon(zip_path, random_model, tmp_path_factory):
+    import addon_utils
+
+    os.environ["DEEPEXPR_EXPRESSION_MODEL"] = random_model  # the backend child inherits it
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    res = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+    assert res == {"FINISHED"}
+    assert MODULE in {m.__name__ for m in addon_utils.modules()} or addon_utils.check(MODULE)[1]
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.python = sys.executable
+    prefs.device = "cpu"
+    from importlib import import_module
+
+    yield import_module(MODULE)
+    import_module(MODULE + ".ops.runtime").unregister()
+    addon_utils.disable(MODULE)
+
+
+def test_register_unregister_twice(addon):
+    import addon_utils
+
+    for _ in range(2):
+        addon_utils.disable(MODULE)
+        assert not hasattr(bpy.types.Scene, "deepexpr")
+        addon_utils.enable(MODULE, default_set=True)
+        assert hasattr(bpy.types.Scene, "deepexpr") and hasattr(bpy.ops.deepexpr, "find_poses")
+    bpy.context.preferences.addons[MODULE].preferences.python = sys.executable
+
+
+def test_backend_starts_answers_and_restarts_after_kill(addon):
+    from importlib import import_module
+
+    runtime = import_module(MODULE + ".ops.runtime")
+    assert bpy.ops.deepexpr.check_backend() == {"FINISHED"}
+    assert _drain_until(lambda: runtime.status["info"] is not None or runtime.status["error"])
+    assert runtime.status["error"] is None, runtime.status
+    assert runtime.status["info"]["protocol_version"] == import_module(MODULE + ".protocol").PROTOCOL_VERSION
+    client = runtime.get_client()
+    first = client.proc.pid
+    os.kill(first, signal.SIGKILL)
+    _drain_until(lambda: not client.alive, 10)
+    assert client.call("detect", {"image": _astronaut()})["faces_found"] == 1  # restarted on the next request
+    assert client.proc.pid != first
+
+
+def _astronaut() -> str:
+    import skimage.data
+
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "deepexpr_ext_astronaut.png")
+    cv2.imwrite(path, cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def _video(path: str, frames: list[np.ndarray]) -> str:
+    wr = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 24, (frames[0].shape[1], frames[0].shape[0]))
+    for f in frames:
+        wr.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    wr.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_library(tmp_path_factory):
+    """A library of pip, rendered in a separate process (rendering resets this process's Blender)."""
+    import subprocess
+
+    out = str(tmp_path_factory.mktemp("lib") / "lib")
+    subprocess.run([sys.executable, "-m", "training.build_library", "--out", out, "--per-expression", "1",
+                    "--characters", "pip", "--size", "96"], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    return out
+
+
+def test_capture_find_and_key_a_pose(addon, small_library, tmp_path):
+    import skimage.data
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    import addon_utils
+
+    addon_utils.enable(MODULE, default_set=True)
+    bpy.context.preferences.addons[MODULE].preferences.python = sys.executable
+    scene = bpy.context.scene
+    # Source: the frame under the playhead of a movie strip made from a generated video.
+    video = _video(str(tmp_path / "clip.avi"), [skimage.data.astronaut()] * 6)
+    sed = scene.sequence_editor_create()
+    strip = sed.strips.new_movie(name="clip", filepath=video, channel=1, frame_start=1)
+    sed.active_strip = strip
+    scene.frame_set(3)
+    props = scene.deepexpr
+    props.source = "STRIP"
+    assert bpy.ops.deepexpr.capture() == {"FINISHED"}
+    assert _drain_until(lambda: not props.busy)
+    assert props.expression in ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"), props.status
+    assert os.path.isfile(props.captured_path) and os.path.isfile(props.preview_path)
+    assert tuple(bpy.data.images["DeepExpr Capture"].size) == (512, 512)
+    # Find poses in a library of the toon character "pip", and key the first on a pip added to the scene.
+    assert bpy.ops.deepexpr.add_character(character="pip") == {"FINISHED"}
+    target = props.target
+    assert target is not None and target.data.shape_keys
+    props.library, props.library_path, props.top_k = "CUSTOM", small_library, 4
+    assert bpy.ops.deepexpr.find_poses() == {"FINISHED"}
+    assert _drain_until(lambda: not props.busy)
+    assert len(props.candidates) == 4, props.status
+    assert [c.score for c in props.candidates] == sorted(c.score for c in props.candidates)
+    scene.frame_set(10)
+    assert bpy.ops.deepexpr.key_pose(index=0) == {"FINISHED"}
+    pose = json.loads(props.candidates[0].pose_json)
+    from bpy_extras.anim_utils import action_get_channelbag_for_slot
+
+    ad = target.data.shape_keys.animation_data
+    bag = action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    keyed = {fc.data_path: fc for fc in bag.fcurves}
+    for name, value in pose["values"].items():
+        fc = keyed[f'key_blocks["{name}"].value']
+        assert [tuple(k.co) for k in fc.keyframe_points] == [pytest.approx((10.0, value), abs=1e-4)]
+
+
+def test_batch_retrieval_over_a_video_keys_smoothed_poses(addon, small_library, tmp_path):
+    import skimage.data
+
+    scene = bpy.context.scene
+    props = scene.deepexpr
+    if props.target is None:
+        bpy.ops.deepexpr.add_character(character="pip")
+    face = skimage.data.astronaut()
+    blank = np.full_like(face, 128)
+    frames = [face] * 8 + [blank] * 4 + [cv2.flip(face, 1)] * 6
+    props.batch_input = _video(str(tmp_path / "batch.avi"), frames)
+    props.batch_step, props.batch_min_hold = 2, 6
+    props.library, props.library_path = "CUSTOM", small_library
+    scene.frame_set(1)
+    from importlib import import_module
+
+    wf = import_module(MODULE + ".ops.workflows")
+    run = wf.start_batch(scene)
+    assert _drain_until(lambda: run.done, 300)
+    assert run.error is None and not run.cancelled
+    assert len(run.samples) == 9 and run.no_face == [9, 11]  # video frames 8 and 10 (step 2) are blank
+    assert "no face at frames 9, 11" in props.batch_report
+    from deepexpr_blender.smoothing import smooth
+
+    segs = smooth(run.samples, props.batch_min_hold, props.batch_hysteresis)
+    ad = props.target.data.shape_keys.animation_data
+    from bpy_extras.anim_utils import action_get_channelbag_for_slot
+
+    bag = action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    frames_keyed = sorted({k.co.x for fc in bag.fcurves for k in fc.keyframe_points if k.co.x != 10.0})
+    expected = sorted({float(s.start) for s in segs} | {float(s.start - 1) for s in segs[1:]})
+    assert frames_keyed == expected
+    raw = [min(c, key=lambda x: x[1])[0] for _, c in run.samples if c]
+    assert len(segs) <= len(set(raw))
+
+
+def test_cancel_keeps_what_was_keyed(addon, small_library, tmp_path):
+    import skimage.data
+
+    scene = bpy.context.scene
+    props = scene.deepexpr
+    props.batch_input = _video(str(tmp_path / "long.avi"), [skimage.data.astronaut()] * 80)
+    props.batch_step = 1
+    from importlib import import_module
+
+    wf = import_module(MODULE + ".ops.workflows")
+    runtime = import_module(MODULE + ".ops.runtime")
+    run = wf.start_batch(scene)
+    assert _drain_until(lambda: len(run.samples) >= 2, 120)
+    runtime.get_client().cancel(run.request_id)
+    assert _drain_until(lambda: run.done, 120)
+    assert run.cancelled and 2 <= len(run.samples) < 80
+    assert run.keyed_starts and "cancelled" in props.batch_report
+
+
+def test_missing_backend_gives_a_clear_message(addon):
+    from importlib import import_module
+
+    runtime = import_module(MODULE + ".ops.runtime")
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.python = "/nonexistent/python"
+    try:
+        bpy.ops.deepexpr.check_backend()
+        assert runtime.status["error"] and "preferences" in runtime.status["error"]
+        props = bpy.context.scene.deepexpr
+        props.source, props.image_path = "IMAGE", _astronaut()
+        with pytest.raises(RuntimeError, match="not found"):
+            bpy.ops.deepexpr.capture()  # the operator reports the error (RuntimeError in background mode)
+        assert not props.busy
+        assert bpy.ops.mesh.primitive_cube_add() == {"FINISHED"}  # Blender keeps working
+    finally:
+        prefs.python = sys.executable
+
+
+class _Layout:
+    """Records a panel's layout calls and checks them against real RNA (props and operators must exist)."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            if name == "prop":
+                data, prop = args[0], args[1]
+                assert prop in data.bl_rna.properties, f"no property {prop} on {data}"
+            if name == "operator":
+                cat, op = args[0].split(".")
+                assert hasattr(getattr(bpy.ops, cat), op), args[0]
+            self.log.append(name)
+            return _Layout(self.log)
+
+        return call
+
+
+def test_every_panel_draws(addon):
+    from importlib import import_module
+
+    panels = import_module(MODULE + ".ui.panels")
+    scene = bpy.context.scene
+    props = scene.deepexpr
+    c = props.candidates.add()
+    c.pose_id, c.label, c.thumbnail = "x", "joy", _astronaut()
+    for cls in panels.classes:
+        log: list[str] = []
+        fake = type("P", (), {"layout": _Layout(log)})()
+        for source in ("WEBCAM", "IMAGE", "STRIP"):
+            props.source = source
+            cls.draw(fake, bpy.context)
+        assert log, cls.__name__
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.library_folders.add().path = "/tmp"
+
+    class Wrapped:  # the preferences, with a recording layout
+        layout = _Layout(log := [])
+
+        def __getattr__(self, name):
+            return getattr(prefs, name)
+
+    type(prefs).draw(Wrapped(), bpy.context)
+    assert log.count("operator") >= 3  # remove folder, add folder, check backend
