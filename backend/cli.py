@@ -59,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--sheet", metavar="OUT.png", help="write the query beside its candidates")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--box", type=_box)
+    sp = sub.add_parser("generate", help="an expression transition from one face image")
+    sp.add_argument("--source", required=True, help="face image")
+    g = sp.add_mutually_exclusive_group(required=True)
+    g.add_argument("--target", help="another face image whose expression to reach")
+    g.add_argument("--expression", choices=["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"])
+    g.add_argument("--keyframes", help="JSON landmark key frames (see docs/sequences.md)")
+    sp.add_argument("--frames", type=int, default=24)
+    sp.add_argument("--easing", default="ease_in_out", choices=["linear", "ease_in", "ease_out", "ease_in_out"])
+    sp.add_argument("--method", default="warp", choices=["warp", "gan"])
+    sp.add_argument("--out", required=True, help="folder for the PNG frames")
+    sp.add_argument("--sheet", help="also write a contact sheet PNG of the frames")
+    sp.add_argument("--gif", help="also write an animated GIF")
+    sp.add_argument("--json", action="store_true")
     sp = sub.add_parser("capture", help="grab one frame from a webcam index or a video file / URL")
     sp.add_argument("--source", default="0", help="webcam index (0) or video path / URL")
     sp.add_argument("--frame", type=int, default=None, help="frame index in a video file")
@@ -90,7 +103,10 @@ def _summary(command: str, res: dict) -> str:
                      f"in {res['library']}:")
         lines += [f"  {c['rank']}. {c['id']:24s} {str(c['label']):9s} score {c['score']:.3f} (JS {c['js']:.3f}, "
                   f"geo {c['geo']:.3f})" for c in res["candidates"]]
-    for key in ("drawn", "aligned", "path", "sheet"):
+    if command == "generate":
+        lines.append(f"{len(res['frames'])} frames ({res['method']}, {res['easing']}) in "
+                     f"{os.path.dirname(res['frames'][0])}")
+    for key in ("drawn", "aligned", "path", "sheet", "gif"):
         if key in res:
             lines.append(f"wrote {res[key]}")
     return "\n".join(lines)
@@ -109,6 +125,17 @@ def run(args: argparse.Namespace) -> Any:
         return engine.draw(args.image, args.draw, box=args.box)
     if args.command == "align":
         return engine.align(args.image, args.out, size=args.size, box=args.box)
+    if args.command == "generate":
+        res = engine.generate_sequence(args.source, args.out, frames=args.frames, easing=args.easing,
+                                       method=args.method, expression=args.expression, target=args.target,
+                                       keyframes=args.keyframes)
+        from .sheet import frames_gif, frames_sheet
+
+        if args.sheet:
+            res["sheet"] = frames_sheet(res["frames"], args.sheet)
+        if args.gif:
+            res["gif"] = frames_gif(res["frames"], args.gif)
+        return res
     if args.command == "retrieve":
         from .library import DEFAULT_LIBRARY, ensure_default_library
 

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
 DEFAULT_EXPRESSION_MODEL = os.path.join(WEIGHTS_DIR, "expression_human.safetensors")
 DEFAULT_CHARACTER_MODEL = os.path.join(WEIGHTS_DIR, "expression_character.safetensors")
+DEFAULT_GAN_MODEL = os.path.join(WEIGHTS_DIR, "expression_gan.safetensors")
 
 
 @dataclass
@@ -40,6 +41,7 @@ class EngineConfig:
     landmark_model: str | None = None  # None: dlib's file from face-recognition-models
     character_model: str | None = DEFAULT_CHARACTER_MODEL  # the transferred (shared) network used for retrieval;
     # when absent, retrieval uses the human network for both sides
+    gan_model: str = DEFAULT_GAN_MODEL  # landmark-guided expression GAN, loaded on first use
 
 
 @dataclass
@@ -201,6 +203,58 @@ class Engine:
         from .retrieval import retrieve
 
         return retrieve(self, image, library, top_k=top_k, alpha=alpha, beta=beta, box=box)
+
+    @property
+    def gan(self) -> LoadedModel:
+        if getattr(self, "_gan", None) is None:
+            self._gan = load_model(self.cfg.gan_model, "gan", self.device)
+        return self._gan
+
+    def generate_sequence(self, source: str, out: str, frames: int = 24, easing: str = "ease_in_out",
+                          method: str = "warp", expression: str | None = None, target: str | None = None,
+                          keyframes: str | None = None, progress=None, check_cancelled=None) -> dict:
+        """An expression transition from ``source``: PNG frames in ``out``; see backend.sequence."""
+        import cv2
+
+        from . import sequence as seq
+
+        seq.check_method(method)
+        if sum(v is not None for v in (expression, target, keyframes)) != 1:
+            raise DeepExprError(protocol.INVALID_PARAMS, "give exactly one of expression, target, keyframes")
+        fa = self.analyze(source)
+        src = fa.points68
+        if expression is not None:
+            keys = [(0.0, src), (frames - 1.0, seq.expression_target(src, expression))]
+        elif target is not None:
+            keys = [(0.0, src), (frames - 1.0, seq.image_target(src, self.analyze(target).points68))]
+        else:
+            keys = seq.keyframes_from_file(keyframes, fa.to_original(src), frames)
+            keys = [(p, lm * fa.decoded.scale) for p, lm in keys]  # file landmarks are in original pixels
+        path = seq.interpolate(keys, frames, easing)
+        os.makedirs(out, exist_ok=True)
+        written: list[str] = []
+        if method == "gan":
+            crop = seq.gan_crop(fa.decoded.rgb, src)
+            model = self.gan.module
+            images = seq.render_gan_frames(model, crop, path)
+        else:
+            from .warp import PiecewiseAffineWarper
+
+            warper = PiecewiseAffineWarper(cv2.cvtColor(fa.decoded.rgb, cv2.COLOR_RGB2BGR), src)
+            images = None
+        for i, lm in enumerate(path):
+            if check_cancelled:
+                check_cancelled({"frames": written})
+            img = images[i] if images is not None else warper.warp(lm)
+            p = os.path.join(out, f"frame_{i:04d}.png")
+            if not cv2.imwrite(p, img):
+                raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {p}")
+            written.append(p)
+            if progress:
+                progress(i + 1, frames, p)
+        return {**fa.describe(), "frames": written, "method": method, "easing": easing,
+                "size": list(images[0].shape[:2][::-1]) if images is not None else list(fa.decoded.original_size),
+                "landmarks": [np.round(fa.to_original(lm), 2).tolist() for lm in (path[0], path[-1])]}
 
     def align(self, image: str, out: str, size: int = 128, box=None) -> dict:
         import cv2

@@ -154,6 +154,19 @@ def register_methods(server: Server) -> None:
         return {"library": lib.root, "frames": frames,
                 "no_face": [f["index"] for f in frames if not f["ok"]]}
 
+    @server.method("generate_sequence")
+    def generate_sequence(params: dict, ctx: RequestContext) -> dict:
+        """An expression transition (backend.sequence); one $/progress per frame; cancellable."""
+        kinds = [k for k in ("expression", "target", "keyframes") if params.get(k) is not None]
+        if len(kinds) != 1:
+            raise invalid_params("give exactly one of 'expression', 'target' (image path), 'keyframes' (JSON path)")
+        return engine().generate_sequence(
+            _str(params, "source"), _str(params, "out"), frames=_int(params, "frames", 24, 2, 600),
+            easing=params.get("easing", "ease_in_out"), method=params.get("method", "warp"),
+            **{kinds[0]: _str(params, kinds[0])},
+            progress=lambda done, total, path: ctx.progress(done, total, path),
+            check_cancelled=lambda partial: ctx.check_cancelled(partial=partial))
+
     @server.method("capture")
     def capture(params: dict, ctx: RequestContext) -> dict:
         source = params.get("source", 0)

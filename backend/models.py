@@ -76,8 +76,15 @@ class ExpressionNet(nn.Module):
         return self.fc2(self.embed(x))
 
 
+def _gan():
+    from .gan import ExpressionGAN, GanConfig
+
+    return ExpressionGAN, GanConfig
+
+
 ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "ExpressionNet": (ExpressionNet, ExpressionNetConfig),
+    "ExpressionGAN": _gan(),
 }
 
 

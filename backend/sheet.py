@@ -43,3 +43,24 @@ def retrieval_sheet(query_image: str, result: dict, out: str, tile: int = 200) -
     if not cv2.imwrite(out, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
         raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {out}")
     return out
+
+
+def frames_sheet(frames: list[str], out: str, columns: int = 8, tile: int = 160) -> str:
+    """A grid of sequence frames, in order."""
+    tiles = [_tile(decode_image(f).rgb, tile) for f in frames]
+    rows = []
+    for i in range(0, len(tiles), columns):
+        row = tiles[i:i + columns]
+        row += [np.full_like(tiles[0], 255)] * (columns - len(row))
+        rows.append(np.hstack(row))
+    if not cv2.imwrite(out, cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR)):
+        raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {out}")
+    return out
+
+
+def frames_gif(frames: list[str], out: str, fps: int = 12) -> str:
+    from PIL import Image
+
+    imgs = [Image.fromarray(decode_image(f).rgb) for f in frames]
+    imgs[0].save(out, save_all=True, append_images=imgs[1:] + imgs[::-1], duration=int(1000 / fps), loop=0)
+    return out

@@ -1,0 +1,153 @@
+"""Expression transition sequences: target landmarks, the paper's Eq. 6 interpolation with easing, and frames
+made by the piecewise-affine warp (any resolution) or the landmark-guided GAN (64x64, ``backend.gan``).
+
+Key frames come from another face image (its landmarks brought onto the source face's geometry), from a named
+expression (the mean CK+ displacement of that expression, ``assets/expression_deltas.json``, added to the
+source face in template space), or from hand-edited landmark sets in a JSON file.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from deepexpr_blender import protocol
+
+from .align import alignment_matrix
+from .errors import DeepExprError, invalid_params
+from .landmarks import semantic_from_68
+
+DELTAS_PATH = os.path.join(os.path.dirname(__file__), "assets", "expression_deltas.json")
+GAN_SIZE = 64
+
+EASINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "linear": lambda t: t,
+    "ease_in": lambda t: t * t,
+    "ease_out": lambda t: 1 - (1 - t) ** 2,
+    "ease_in_out": lambda t: t * t * (3 - 2 * t),  # smoothstep: zero slope at both keys, like Blender's Bezier
+}
+
+
+@functools.lru_cache(maxsize=1)
+def expression_deltas() -> dict[str, np.ndarray]:
+    with open(DELTAS_PATH, encoding="utf-8") as f:
+        return {k: np.asarray(v, np.float64) for k, v in json.load(f)["deltas"].items()}
+
+
+def _to_template(points68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    m = alignment_matrix(semantic_from_68(points68), 1)
+    return points68 @ m[:, :2].T + m[:, 2], m
+
+
+def _from_template(t: np.ndarray, m: np.ndarray) -> np.ndarray:
+    a, b = m[:, :2], m[:, 2]
+    return (t - b) @ np.linalg.inv(a).T
+
+
+def expression_target(src68: np.ndarray, expression: str, intensity: float = 1.0) -> np.ndarray:
+    """The source face's landmarks wearing a named expression (mean CK+ displacement added in template space)."""
+    deltas = expression_deltas()
+    if expression not in deltas:
+        raise invalid_params(f"unknown expression {expression!r}; one of {', '.join(sorted(deltas))}")
+    t, m = _to_template(src68)
+    return _from_template(t + intensity * deltas[expression], m)
+
+
+def image_target(src68: np.ndarray, tgt68: np.ndarray) -> np.ndarray:
+    """Another face's expression on the source face: the target's inner landmarks (brows, eyes, nose, mouth)
+    in the source's frame; the source's jaw line, its chin dropped as far as the target's lower lip."""
+    ts, ms = _to_template(src68)
+    tt, _ = _to_template(tgt68)
+    out = ts.copy()
+    out[17:] = tt[17:]
+    drop = (tt[57, 1] - tt[33, 1]) - (ts[57, 1] - ts[33, 1])  # lower lip below the nose, target vs source
+    w = np.array([0, 0, 0, 0.2, 0.5, 0.8, 1, 1, 1, 1, 1, 0.8, 0.5, 0.2, 0, 0, 0])
+    out[:17, 1] += w * max(drop, 0.0)
+    return _from_template(out, ms)
+
+
+def interpolate(keys: list[tuple[float, np.ndarray]], n_frames: int, easing: str = "linear") -> list[np.ndarray]:
+    """Landmarks for each of ``n_frames`` frames: Eq. 6 of Qiao et al. (linear in t) between consecutive key
+    frames, t shaped by ``easing``. ``keys``: (position in 0..n_frames-1, 68x2 landmarks), sorted."""
+    if easing not in EASINGS:
+        raise invalid_params(f"unknown easing {easing!r}; one of {', '.join(EASINGS)}")
+    if n_frames < 2 or len(keys) < 2:
+        raise invalid_params("need at least 2 frames and 2 key frames")
+    keys = sorted(keys, key=lambda k: k[0])
+    out = []
+    for f in range(n_frames):
+        j = max(0, min(len(keys) - 2, int(np.searchsorted([k[0] for k in keys], f, side="right")) - 1))
+        (f0, l0), (f1, l1) = keys[j], keys[j + 1]
+        t = 0.0 if f1 == f0 else float(np.clip((f - f0) / (f1 - f0), 0, 1))
+        e = float(EASINGS[easing](np.array(t)))
+        out.append((1 - e) * l0 + e * l1)
+    return out
+
+
+def keyframes_from_file(path: str, src68: np.ndarray, n_frames: int) -> list[tuple[float, np.ndarray]]:
+    """JSON ``{"keyframes": [{"t": 0..1 | "frame": n, "landmarks": [[x, y] x 68] | "expression": name}, ...]}``;
+    landmarks in source-image pixels. A first key at t = 0 with the source landmarks is added if missing."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        keys = []
+        for k in data["keyframes"]:
+            pos = float(k["frame"]) if "frame" in k else float(k["t"]) * (n_frames - 1)
+            if "landmarks" in k:
+                lm = np.asarray(k["landmarks"], np.float64)
+                if lm.shape != (68, 2):
+                    raise ValueError(f"key frame at {pos}: landmarks must be 68 [x, y] pairs")
+            else:
+                lm = expression_target(src68, k["expression"], float(k.get("intensity", 1.0)))
+            keys.append((pos, lm))
+    except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise invalid_params(f"key frame file {path}: {exc}") from None
+    if not any(abs(p) < 1e-6 for p, _ in keys):
+        keys.insert(0, (0.0, np.asarray(src68, np.float64)))
+    return keys
+
+
+@dataclass
+class Crop64:
+    """The GAN's frame: the source face aligned to 64x64 gray, and the map from image to crop pixels."""
+
+    image: np.ndarray
+    matrix: np.ndarray
+
+    def points(self, pts68: np.ndarray) -> np.ndarray:
+        return pts68 @ self.matrix[:, :2].T + self.matrix[:, 2]
+
+
+def gan_crop(rgb: np.ndarray, src68: np.ndarray, size: int = GAN_SIZE) -> Crop64:
+    m = alignment_matrix(semantic_from_68(src68), size)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
+    return Crop64(cv2.warpAffine(gray, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE), m)
+
+
+def normalize_landmarks(pts: np.ndarray, size: int = GAN_SIZE) -> np.ndarray:
+    return pts / (size - 1) * 2 - 1
+
+
+def render_gan_frames(model, crop: Crop64, targets: list[np.ndarray], batch: int = 64) -> list[np.ndarray]:
+    """64x64 uint8 frames from the GAN for each target landmark set (in source-image pixels)."""
+    import torch
+
+    x = torch.from_numpy(crop.image.astype(np.float32) / 127.5 - 1)[None, None]
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(targets), batch):
+            lm = np.stack([normalize_landmarks(crop.points(t)) for t in targets[i:i + batch]]).astype(np.float32)
+            y = model(x.expand(len(lm), -1, -1, -1), torch.from_numpy(lm))
+            out += [np.clip((f[0].numpy() + 1) * 127.5, 0, 255).astype(np.uint8) for f in y]
+    return out
+
+
+def check_method(method: str) -> None:
+    if method not in ("warp", "gan"):
+        raise DeepExprError(protocol.INVALID_PARAMS, f"unknown method {method!r}; use warp or gan")

@@ -1,0 +1,49 @@
+"""Piecewise-affine warp of an image along landmarks (Delaunay triangles): the classical baseline for the
+expression GAN, and a full-resolution fallback for animators.
+
+The 68 landmarks plus 8 points on the image border are triangulated once (on the source points); each
+triangle's affine map from the target triangle back to the source one is applied with OpenCV inside the
+triangle's bounding box. The border points stay put, so the background does not move.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+
+def border_points(w: int, h: int) -> np.ndarray:
+    return np.array([[0, 0], [w / 2, 0], [w - 1, 0], [w - 1, h / 2], [w - 1, h - 1], [w / 2, h - 1], [0, h - 1],
+                     [0, h / 2]], dtype=np.float64)
+
+
+class PiecewiseAffineWarper:
+    """Warp one source image to many target landmark sets (the triangulation is computed once)."""
+
+    def __init__(self, image: np.ndarray, src_points: np.ndarray):
+        self.image = image
+        h, w = image.shape[:2]
+        self.src = np.concatenate([np.asarray(src_points, np.float64), border_points(w, h)])
+        self.tri = Delaunay(self.src).simplices
+
+    def warp(self, dst_points: np.ndarray) -> np.ndarray:
+        h, w = self.image.shape[:2]
+        dst = np.concatenate([np.asarray(dst_points, np.float64), border_points(w, h)])
+        out = self.image.copy()
+        for t in self.tri:
+            s_tri, d_tri = self.src[t].astype(np.float32), dst[t].astype(np.float32)
+            x, y, bw, bh = cv2.boundingRect(d_tri)
+            x0, y0 = max(x, 0), max(y, 0)
+            x1, y1 = min(x + bw, w), min(y + bh, h)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            m = cv2.getAffineTransform((d_tri - [x0, y0]).astype(np.float32), s_tri)  # target rect px -> source px
+            patch = cv2.warpAffine(self.image, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                   borderMode=cv2.BORDER_REFLECT)
+            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            cv2.fillConvexPoly(mask, np.round(d_tri - [x0, y0]).astype(np.int32), 1, cv2.LINE_AA)
+            region = out[y0:y1, x0:x1]
+            sel = mask.astype(bool)
+            region[sel] = patch[sel]
+        return out
