@@ -25,7 +25,7 @@ def _box(text: str) -> list[float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .engine import DEFAULT_CHARACTER_MODEL, DEFAULT_EXPRESSION_MODEL
+    from .engine import DEFAULT_CHARACTER_MODEL, DEFAULT_EXPRESSION_MODEL, DEFAULT_GAN_MODEL
 
     p = argparse.ArgumentParser(prog="deepexpr", description="DeepExpr backend: faces, expressions, poses.")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="torch device (default auto)")
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-file", default=None, help="also write logs to this file")
     p.add_argument("--expression-model", default=os.environ.get("DEEPEXPR_EXPRESSION_MODEL", DEFAULT_EXPRESSION_MODEL),
                    help="expression network (.safetensors); default $DEEPEXPR_EXPRESSION_MODEL or the shipped one")
+    p.add_argument("--gan-model", default=os.environ.get("DEEPEXPR_GAN_MODEL", DEFAULT_GAN_MODEL),
+                   help="landmark-guided expression GAN (.safetensors)")
     p.add_argument("--character-model", default=os.environ.get("DEEPEXPR_CHARACTER_MODEL", DEFAULT_CHARACTER_MODEL),
                    help="shared human/character network used for retrieval (.safetensors), when installed")
     sub = p.add_subparsers(dest="command", required=True)
@@ -120,7 +122,7 @@ def run(args: argparse.Namespace) -> Any:
     from .engine import Engine, EngineConfig
 
     engine = Engine(EngineConfig(device=args.device, expression_model=args.expression_model,
-                                 character_model=args.character_model))
+                                 character_model=args.character_model, gan_model=args.gan_model))
     if args.command == "detect" and args.draw:
         return engine.draw(args.image, args.draw, box=args.box)
     if args.command == "align":
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             if device not in ("auto", "cpu", "cuda"):
                 raise DeepExprError(-32602, f"unknown device {device!r}")
             return Engine(EngineConfig(device=device, expression_model=args.expression_model,
-                                       character_model=args.character_model))
+                                       character_model=args.character_model, gan_model=args.gan_model))
 
         return serve_stdio(factory)
     try:

@@ -238,6 +238,29 @@ def test_cancel_keeps_what_was_keyed(addon, small_library, tmp_path):
     assert run.keyed_starts and "cancelled" in props.batch_report
 
 
+def test_generate_transition_lands_as_an_image_strip(addon, tmp_path):
+    from importlib import import_module
+
+    scene = bpy.context.scene
+    props = scene.deepexpr
+    props.seq_source, props.seq_mode, props.seq_expression = _astronaut(), "EXPRESSION", "surprise"
+    props.seq_frames, props.seq_method, props.seq_easing = 8, "warp", "ease_in_out"
+    sed = scene.sequence_editor_create()
+    blocker = sed.strips.new_image(name="existing", filepath=_astronaut(), channel=1, frame_start=20)
+    blocker.frame_final_duration = 30
+    scene.frame_set(25)
+    wf = import_module(MODULE + ".ops.workflows")
+    state = wf.start_transition(scene)
+    assert _drain_until(lambda: state["done"], 300)
+    assert state["error"] is None, state
+    strip = state["strip"]
+    assert strip.type == "IMAGE" and strip.frame_final_start == 25 and strip.frame_final_end == 33
+    assert strip.channel == 2  # channel 1 is taken over those frames
+    assert len(strip.elements) == 8
+    folder = bpy.path.abspath(strip.directory)
+    assert all(os.path.isfile(os.path.join(folder, e.filename)) for e in strip.elements)
+
+
 def test_missing_backend_gives_a_clear_message(addon):
     from importlib import import_module
 
