@@ -94,7 +94,6 @@ class Engine:
         if cfg.character_model and os.path.exists(cfg.character_model):
             self._character = load_model(cfg.character_model, "character", self.device)
         self._index_cache: dict = {}
-        torch.set_grad_enabled(False)
 
     # ----------------------------------------------------------------- info
     def info(self) -> dict:

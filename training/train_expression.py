@@ -129,15 +129,26 @@ def main(argv: list[str] | None = None) -> None:
     train, splits = make_loaders(dc, tc, di)
     model = ExpressionNet(mc).to(di.device)
     opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=0.9, nesterov=True, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, tc.lr, total_steps=tc.epochs * len(train), pct_start=0.15)
+    total = tc.epochs * len(train)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, tc.lr, total_steps=total, pct_start=0.15)
     start, best = 0, -1.0
     if tc.resume:
         ck = load_checkpoint(tc.resume)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
         start, best = ck["epoch"] + 1, ck["best"]
+        if ck["sched"].get("total_steps") == total:
+            sched.load_state_dict(ck["sched"])
+        else:  # more epochs (or another world size) than the checkpointed run: the schedule is re-laid
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, tc.lr, total_steps=total, pct_start=0.15,
+                                                        last_epoch=min(start * len(train), total) - 1)
         log.info("resumed from %s at epoch %d", tc.resume, start)
+    if tc.resume and di.is_main:  # the resumed run's best weights stay the best until beaten
+        prev_best = os.path.join(os.path.dirname(tc.resume), "best.pt")
+        if os.path.exists(prev_best):
+            import shutil
+
+            shutil.copy(prev_best, os.path.join(run_dir, "checkpoints", "best.pt"))
     net = DDP(model) if di.enabled else model
     stats = StatsLog(run_dir) if di.is_main else None
     for epoch in range(start, tc.epochs):
@@ -153,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
             loss.backward()
             opt.step()
             sched.step()
-            tot += float(loss) * len(y)
+            tot += float(loss.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             n += len(y)
         sums = dist.all_reduce_sum(torch.tensor([tot, correct, n], dtype=torch.float64))

@@ -1,0 +1,98 @@
+"""Training package: configs, run folders, metrics, transfer surgery, and DDP with 2 CPU processes (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from training.data import subject_folds
+from training.metrics import average_normalized_rank, confusion, macro_f1
+from training.runs import new_run_dir
+
+from .conftest import ROOT, shared_path
+
+
+def test_dry_run_prints_the_resolved_config():
+    r = subprocess.run([sys.executable, "-m", "training.train_expression", "--dry-run", "--epochs", "3",
+                        "--model-widths", "16", "32"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    cfg = json.loads(r.stdout)
+    assert cfg["train"]["epochs"] == 3 and cfg["model"]["widths"] == [16, 32]
+    r = subprocess.run([sys.executable, "-m", "training.train_gan", "--dry-run", "--lambdas", "1", "0.001", "1"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert json.loads(r.stdout)["train"]["lambdas"] == [1.0, 0.001, 1.0]
+
+
+def test_run_folders_never_overwrite(tmp_path):
+    a, b = new_run_dir(str(tmp_path), "x"), new_run_dir(str(tmp_path), "x")
+    assert a != b and os.path.basename(a).startswith("00000-") and os.path.basename(b).startswith("00001-")
+
+
+def test_average_normalized_rank():
+    rel = np.array([[True, True, False, False, False]])
+    assert average_normalized_rank(np.array([[0, 1, 2, 3, 4.0]]), rel)[0] == 0  # relevant first: perfect
+    worst = average_normalized_rank(np.array([[4, 3, 2, 1, 0.0]]), rel)[0]
+    assert worst == pytest.approx((4 + 5 - 3) / 10)  # relevant last
+    rng = np.random.default_rng(0)
+    r = rng.random((2000, 50)) < 0.2
+    chance = average_normalized_rank(rng.random((2000, 50)), r)
+    # Random ranking: E[ANR] = (1 - N_rel / N) / 2, i.e. 0.4 here (0.5 only when relevant items are rare).
+    assert np.nanmean(chance) == pytest.approx(0.5 * (1 - 0.2), abs=0.02)
+
+
+def test_macro_f1_and_folds():
+    cm = confusion(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2)
+    assert macro_f1(cm) == pytest.approx((2 / 3 + 0.8) / 2)
+    folds = subject_folds([f"S{i:03d}" for i in range(25)] * 2, 10)
+    assert set(folds.values()) == set(range(10)) and len(folds) == 25
+
+
+def test_transfer_freezes_the_convolutions_and_retrains_fc1():
+    from backend.models import ExpressionNet, ExpressionNetConfig
+    from training.transfer import TransferConfig, transfer
+
+    torch.manual_seed(0)
+    human = ExpressionNet(ExpressionNetConfig(input_size=48, widths=(8, 16)))
+    x = np.random.default_rng(0).integers(0, 255, (40, 48, 48), dtype=np.uint8)
+    y = np.arange(40) % 7
+    net = transfer(human, x, y, TransferConfig(epochs=2, batch_size=16))
+    for (k, a), b in zip(human.state_dict().items(), net.state_dict().values()):
+        if k.startswith("features"):
+            assert torch.equal(a, b), k
+    assert not torch.equal(human.fc1[2].weight, net.fc1[2].weight)
+    assert not torch.equal(human.fc2[1].weight, net.fc2[1].weight)
+
+
+def test_ddp_with_two_cpu_processes(tmp_path):
+    """torchrun, 2 gloo processes, a tiny FER2013 subset: both ranks train, rank 0 writes the run folder."""
+    shared_path("fer2013")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "training.train_expression", "--epochs", "1", "--data-limit", "128", "--data-workers", "0",
+           "--batch-size", "16", "--model-widths", "8", "16", "--threads", "1", "--runs-root", str(tmp_path),
+           "--data-cache-dir", str(tmp_path / "cache"), "--export-to", str(tmp_path / "export" / "m")]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = next(d for d in os.listdir(tmp_path) if d.startswith("00000-"))
+    files = os.listdir(tmp_path / run)
+    assert {"config.json", "stats.jsonl", "metrics.json", "confusion_test.png", "checkpoints"} <= set(files)
+    assert len(open(tmp_path / run / "stats.jsonl").readlines()) == 1
+    assert "[rank 1]" not in open(tmp_path / run / "log.txt").read()
+    from backend.models import load_model
+
+    m = load_model(str(tmp_path / "export" / "m.safetensors"), "expression", torch.device("cpu"))
+    assert m.card.metrics["test_size"] == 128
+    # Resume one more epoch from the checkpoint (single process).
+    r = subprocess.run([sys.executable, "-m", "training.train_expression", "--epochs", "2", "--data-limit", "128",
+                        "--data-workers", "0", "--batch-size", "16", "--model-widths", "8", "16", "--runs-root",
+                        str(tmp_path), "--data-cache-dir", str(tmp_path / "cache"), "--resume",
+                        str(tmp_path / run / "checkpoints" / "last.pt")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    second = sorted(d for d in os.listdir(tmp_path) if d.startswith("0000"))[-1]
+    rows = [json.loads(x) for x in open(tmp_path / second / "stats.jsonl")]
+    assert [row["epoch"] for row in rows] == [1]
