@@ -51,7 +51,13 @@ def capture_frame(source: str | int, out: str, frame: int | None = None, warmup:
         os.makedirs(parent, exist_ok=True)
         if not cv2.imwrite(out, img):
             raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {out}")
-        return {"path": out, "width": int(img.shape[1]), "height": int(img.shape[0]), "source": str(src),
-                "frame": int(frame or 0), "frame_count": n_frames}
+        return {
+            "path": out,
+            "width": int(img.shape[1]),
+            "height": int(img.shape[0]),
+            "source": str(src),
+            "frame": int(frame or 0),
+            "frame_count": n_frames,
+        }
     finally:
         cap.release()

@@ -31,15 +31,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="torch device (default auto)")
     p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
     p.add_argument("--log-file", default=None, help="also write logs to this file")
-    p.add_argument("--expression-model", default=os.environ.get("DEEPEXPR_EXPRESSION_MODEL", DEFAULT_EXPRESSION_MODEL),
-                   help="expression network (.safetensors); default $DEEPEXPR_EXPRESSION_MODEL or the shipped one")
-    p.add_argument("--gan-model", default=os.environ.get("DEEPEXPR_GAN_MODEL", DEFAULT_GAN_MODEL),
-                   help="landmark-guided expression GAN (.safetensors)")
-    p.add_argument("--character-model", default=os.environ.get("DEEPEXPR_CHARACTER_MODEL", DEFAULT_CHARACTER_MODEL),
-                   help="shared human/character network used for retrieval (.safetensors), when installed")
+    p.add_argument(
+        "--expression-model",
+        default=os.environ.get("DEEPEXPR_EXPRESSION_MODEL", DEFAULT_EXPRESSION_MODEL),
+        help="expression network (.safetensors); default $DEEPEXPR_EXPRESSION_MODEL or the shipped one",
+    )
+    p.add_argument(
+        "--gan-model",
+        default=os.environ.get("DEEPEXPR_GAN_MODEL", DEFAULT_GAN_MODEL),
+        help="landmark-guided expression GAN (.safetensors)",
+    )
+    p.add_argument(
+        "--character-model",
+        default=os.environ.get("DEEPEXPR_CHARACTER_MODEL", DEFAULT_CHARACTER_MODEL),
+        help="shared human/character network used for retrieval (.safetensors), when installed",
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    for name, helptext in (("detect", "find the largest face"), ("landmarks", "68 landmarks + geometric features"),
-                           ("classify", "expression probabilities"), ("embed", "retrieval embedding")):
+    for name, helptext in (
+        ("detect", "find the largest face"),
+        ("landmarks", "68 landmarks + geometric features"),
+        ("classify", "expression probabilities"),
+        ("embed", "retrieval embedding"),
+    ):
         sp = sub.add_parser(name, help=helptext)
         sp.add_argument("image")
         sp.add_argument("--json", action="store_true", help="print JSON")
@@ -87,11 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _summary(command: str, res: dict) -> str:
     lines = []
     if "box" in res:
-        lines.append(f"face box {res['box']} (faces found: {res['faces_found']}"
-                     + (", cut by the border" if res.get("truncated") else "") + ")")
+        lines.append(
+            f"face box {res['box']} (faces found: {res['faces_found']}"
+            + (", cut by the border" if res.get("truncated") else "")
+            + ")"
+        )
     if res.get("downscaled"):
-        lines.append(f"image {res['image_size'][0]}x{res['image_size'][1]} processed at scale "
-                     f"{res['processing_scale']:.3f}")
+        lines.append(
+            f"image {res['image_size'][0]}x{res['image_size'][1]} processed at scale {res['processing_scale']:.3f}"
+        )
     if command == "landmarks":
         lines.append(f"{len(res['points'])} landmarks")
         lines += [f"  {k:18s} {v:+.3f}" for k, v in res["geometry"].items()]
@@ -101,13 +118,19 @@ def _summary(command: str, res: dict) -> str:
     if command == "embed":
         lines.append(f"embedding: {len(res['embedding'])} values")
     if command == "retrieve":
-        lines.append(f"expression: {res['label']}; top {len(res['candidates'])} of {res['library_size']} poses "
-                     f"in {res['library']}:")
-        lines += [f"  {c['rank']}. {c['id']:24s} {str(c['label']):9s} score {c['score']:.3f} (JS {c['js']:.3f}, "
-                  f"geo {c['geo']:.3f})" for c in res["candidates"]]
+        lines.append(
+            f"expression: {res['label']}; top {len(res['candidates'])} of {res['library_size']} poses "
+            f"in {res['library']}:"
+        )
+        lines += [
+            f"  {c['rank']}. {c['id']:24s} {str(c['label']):9s} score {c['score']:.3f} (JS {c['js']:.3f}, "
+            f"geo {c['geo']:.3f})"
+            for c in res["candidates"]
+        ]
     if command == "generate":
-        lines.append(f"{len(res['frames'])} frames ({res['method']}, {res['easing']}) in "
-                     f"{os.path.dirname(res['frames'][0])}")
+        lines.append(
+            f"{len(res['frames'])} frames ({res['method']}, {res['easing']}) in {os.path.dirname(res['frames'][0])}"
+        )
     for key in ("drawn", "aligned", "path", "sheet", "gif"):
         if key in res:
             lines.append(f"wrote {res[key]}")
@@ -121,16 +144,29 @@ def run(args: argparse.Namespace) -> Any:
         return capture_frame(args.source, args.out, frame=args.frame)
     from .engine import Engine, EngineConfig
 
-    engine = Engine(EngineConfig(device=args.device, expression_model=args.expression_model,
-                                 character_model=args.character_model, gan_model=args.gan_model))
+    engine = Engine(
+        EngineConfig(
+            device=args.device,
+            expression_model=args.expression_model,
+            character_model=args.character_model,
+            gan_model=args.gan_model,
+        )
+    )
     if args.command == "detect" and args.draw:
         return engine.draw(args.image, args.draw, box=args.box)
     if args.command == "align":
         return engine.align(args.image, args.out, size=args.size, box=args.box)
     if args.command == "generate":
-        res = engine.generate_sequence(args.source, args.out, frames=args.frames, easing=args.easing,
-                                       method=args.method, expression=args.expression, target=args.target,
-                                       keyframes=args.keyframes)
+        res = engine.generate_sequence(
+            args.source,
+            args.out,
+            frames=args.frames,
+            easing=args.easing,
+            method=args.method,
+            expression=args.expression,
+            target=args.target,
+            keyframes=args.keyframes,
+        )
         from .sheet import frames_gif, frames_sheet
 
         if args.sheet:
@@ -155,8 +191,9 @@ def setup_logging(level: str, log_file: str | None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-    logging.basicConfig(level=level.upper(), handlers=handlers,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,8 +207,14 @@ def main(argv: list[str] | None = None) -> int:
             device = options.get("device", args.device)
             if device not in ("auto", "cpu", "cuda"):
                 raise DeepExprError(-32602, f"unknown device {device!r}")
-            return Engine(EngineConfig(device=device, expression_model=args.expression_model,
-                                       character_model=args.character_model, gan_model=args.gan_model))
+            return Engine(
+                EngineConfig(
+                    device=device,
+                    expression_model=args.expression_model,
+                    character_model=args.character_model,
+                    gan_model=args.gan_model,
+                )
+            )
 
         return serve_stdio(factory)
     try:

@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     info = engine.info()
     print(f"DeepExpr backend {info['backend_version']} on {info['device']} (protocol {info['protocol_version']})")
     summary: dict = {"image": image, "engine": info}
+    models = info["models"]
+    if not models["expression"]["loaded"]:
+        print(f"note: {models['expression']['error']}")
     try:
         summary["detect"] = engine.draw(image, os.path.join(args.out, "landmarks.png"))
         summary["landmarks"] = engine.landmarks(image)
@@ -61,10 +64,49 @@ def main(argv: list[str] | None = None) -> int:
     except DeepExprError as exc:
         summary["classify"] = {"error": str(exc)}
         print(f"expression: unavailable ({exc})")
+    summary["retrieve"] = _retrieve(engine, image, args.out)
+    summary["transitions"] = _transitions(engine, image, args.out)
     with open(os.path.join(args.out, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
     print(f"summary: {os.path.join(args.out, 'summary.json')}")
     return 0
+
+
+def _retrieve(engine, image: str, out: str) -> dict:
+    from .library import DEFAULT_LIBRARY, ensure_default_library
+    from .sheet import retrieval_sheet
+
+    try:
+        lib = ensure_default_library(DEFAULT_LIBRARY)
+        res = engine.retrieve(image, lib, top_k=5)
+    except DeepExprError as exc:
+        print(f"poses: unavailable ({exc})")
+        return {"error": str(exc)}
+    res["sheet"] = retrieval_sheet(image, res, os.path.join(out, "poses.png"))
+    print(f"top 5 character poses ({res['model']} network, {res['library_size']} poses):")
+    for c in res["candidates"]:
+        print(f"  {c['rank']}. {c['id']:20s} {c['label']:9s} score {c['score']:.3f}")
+    print(f"pose sheet: {res['sheet']}")
+    return res
+
+
+def _transitions(engine, image: str, out: str) -> dict:
+    from .sheet import frames_gif, frames_sheet
+
+    results = {}
+    for method in ("warp", "gan"):
+        folder = os.path.join(out, f"transition_{method}")
+        try:
+            res = engine.generate_sequence(image, folder, frames=12, method=method, expression="surprise")
+        except DeepExprError as exc:
+            print(f"transition ({method}): unavailable ({exc})")
+            results[method] = {"error": str(exc)}
+            continue
+        res["sheet"] = frames_sheet(res["frames"], os.path.join(out, f"transition_{method}.png"), columns=6)
+        res["gif"] = frames_gif(res["frames"], os.path.join(out, f"transition_{method}.gif"))
+        print(f"transition to surprise ({method}): {res['sheet']}, {res['gif']}")
+        results[method] = res
+    return results
 
 
 if __name__ == "__main__":

@@ -10,8 +10,17 @@ from deepexpr_blender import protocol
 from .errors import DeepExprError
 
 # iBUG 68 contour groups, drawn as polylines: (start, end, closed)
-_GROUPS = ((0, 17, False), (17, 22, False), (22, 27, False), (27, 31, False), (31, 36, False),
-           (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True))
+_GROUPS = (
+    (0, 17, False),
+    (17, 22, False),
+    (22, 27, False),
+    (27, 31, False),
+    (31, 36, False),
+    (36, 42, True),
+    (42, 48, True),
+    (48, 60, True),
+    (60, 68, True),
+)
 
 
 def draw_face(fa, out: str) -> None:
@@ -22,7 +31,7 @@ def draw_face(fa, out: str) -> None:
     pts = np.round(fa.points68).astype(np.int32)
     for s, e, closed in _GROUPS:
         cv2.polylines(img, [pts[s:e]], closed, (255, 200, 40), t, cv2.LINE_AA)
-    for i, (x, y) in enumerate(pts):
+    for x, y in pts:
         cv2.circle(img, (int(x), int(y)), t + 1, (40, 40, 255), -1, cv2.LINE_AA)
     label = f"faces: {fa.face.faces_found}" + ("  (cut by border)" if fa.truncated else "")
     cv2.putText(img, label, (l, max(12 * t, tp - 4 * t)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * t, (60, 220, 60), t)

@@ -100,17 +100,30 @@ class Engine:
         models = {
             "landmarks": {"path": self.predictor.model_path, "loaded": True},
             "expression": (
-                {"path": self._expression.path, "sha256": self._expression.sha256, "loaded": True,
-                 "architecture": self._expression.card.architecture}
+                {
+                    "path": self._expression.path,
+                    "sha256": self._expression.sha256,
+                    "loaded": True,
+                    "architecture": self._expression.card.architecture,
+                }
                 if self._expression
                 else {"path": self.cfg.expression_model, "loaded": False, "error": str(self._expression_error)}
             ),
         }
         if self._character:
-            models["character"] = {"path": self._character.path, "sha256": self._character.sha256, "loaded": True,
-                                   "architecture": self._character.card.architecture}
-        return {"backend_version": __version__, "protocol_version": protocol.PROTOCOL_VERSION,
-                "torch_version": torch.__version__, "device": str(self.device), "models": models}
+            models["character"] = {
+                "path": self._character.path,
+                "sha256": self._character.sha256,
+                "loaded": True,
+                "architecture": self._character.card.architecture,
+            }
+        return {
+            "backend_version": __version__,
+            "protocol_version": protocol.PROTOCOL_VERSION,
+            "torch_version": torch.__version__,
+            "device": str(self.device),
+            "models": models,
+        }
 
     @property
     def expression(self) -> LoadedModel:
@@ -139,8 +152,15 @@ class Engine:
         pts = self.predictor.predict(dec.rgb, face.box)
         l, t, r, b = face.box
         margin = 0.02 * (r - l)  # the detector's box pokes out of the frame when the face is cut by its border
-        truncated = bool((pts < 0).any() or (pts[:, 0] >= w).any() or (pts[:, 1] >= h).any()
-                         or l < -margin or t < -margin or r > w + margin or b > h + margin)
+        truncated = bool(
+            (pts < 0).any()
+            or (pts[:, 0] >= w).any()
+            or (pts[:, 1] >= h).any()
+            or l < -margin
+            or t < -margin
+            or r > w + margin
+            or b > h + margin
+        )
         return FaceAnalysis(decoded=dec, face=face, points68=pts, truncated=truncated)
 
     def detect(self, image: str, box=None) -> dict:
@@ -194,11 +214,15 @@ class Engine:
     def embed(self, image: str, box=None) -> dict:
         fa = self.analyze(image, box)
         _, emb = self.classify_tensor(self.input_tensor([fa]))
-        return {**fa.describe(), "embedding": emb[0].round(6).tolist(),
-                "geometry": self.geometry(fa).astype(np.float64).round(5).tolist()}
+        return {
+            **fa.describe(),
+            "embedding": emb[0].round(6).tolist(),
+            "geometry": self.geometry(fa).astype(np.float64).round(5).tolist(),
+        }
 
-    def retrieve(self, image: str, library: str, top_k: int = 5, alpha: float = 1.0, beta: float = 0.1,
-                 box=None) -> dict:
+    def retrieve(
+        self, image: str, library: str, top_k: int = 5, alpha: float = 1.0, beta: float = 0.1, box=None
+    ) -> dict:
         from .retrieval import retrieve
 
         return retrieve(self, image, library, top_k=top_k, alpha=alpha, beta=beta, box=box)
@@ -209,9 +233,19 @@ class Engine:
             self._gan = load_model(self.cfg.gan_model, "gan", self.device)
         return self._gan
 
-    def generate_sequence(self, source: str, out: str, frames: int = 24, easing: str = "ease_in_out",
-                          method: str = "warp", expression: str | None = None, target: str | None = None,
-                          keyframes: str | None = None, progress=None, check_cancelled=None) -> dict:
+    def generate_sequence(
+        self,
+        source: str,
+        out: str,
+        frames: int = 24,
+        easing: str = "ease_in_out",
+        method: str = "warp",
+        expression: str | None = None,
+        target: str | None = None,
+        keyframes: str | None = None,
+        progress=None,
+        check_cancelled=None,
+    ) -> dict:
         """An expression transition from ``source``: PNG frames in ``out``; see backend.sequence."""
         import cv2
 
@@ -251,9 +285,14 @@ class Engine:
             written.append(p)
             if progress:
                 progress(i + 1, frames, p)
-        return {**fa.describe(), "frames": written, "method": method, "easing": easing,
-                "size": list(images[0].shape[:2][::-1]) if images is not None else list(fa.decoded.original_size),
-                "landmarks": [np.round(fa.to_original(lm), 2).tolist() for lm in (path[0], path[-1])]}
+        return {
+            **fa.describe(),
+            "frames": written,
+            "method": method,
+            "easing": easing,
+            "size": list(images[0].shape[:2][::-1]) if images is not None else list(fa.decoded.original_size),
+            "landmarks": [np.round(fa.to_original(lm), 2).tolist() for lm in (path[0], path[-1])],
+        }
 
     def align(self, image: str, out: str, size: int = 128, box=None) -> dict:
         import cv2

@@ -76,7 +76,11 @@ class FaceDetector:
             passes.append((1.0, 1))
         rects, scores, s = [], [], 1.0
         for s, up in passes:
-            gray = cv2.resize(gray_full, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA) if s < 1 else gray_full
+            gray = (
+                cv2.resize(gray_full, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+                if s < 1
+                else gray_full
+            )
             rects, scores, _ = self._detector.run(gray, up, 0.0)
             if rects:
                 break

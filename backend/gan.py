@@ -62,7 +62,12 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or GanConfig()
         w, z = cfg.width, cfg.z_landmarks
-        self.e1, self.e2, self.e3, self.e4 = _down(1, w, bn=False), _down(w, 2 * w), _down(2 * w, 4 * w), _down(4 * w, 8 * w)
+        self.e1, self.e2, self.e3, self.e4 = (
+            _down(1, w, bn=False),
+            _down(w, 2 * w),
+            _down(2 * w, 4 * w),
+            _down(4 * w, 8 * w),
+        )
         k = 2 if cfg.full_unet else 1
         self.d4 = _up(8 * w + z, 4 * w)  # 4 -> 8
         self.d3 = _up(4 * w * k, 2 * w)  # 8 -> 16

@@ -83,8 +83,9 @@ def from_array(rgb: np.ndarray, mode: str = "RGB", max_side: int = MAX_SIDE, min
     return Decoded(rgb=np.ascontiguousarray(rgb), original_size=(ow, oh), scale=scale, mode=mode)
 
 
-def decode_image(path: str | os.PathLike, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS,
-                 min_side: int = MIN_SIDE) -> Decoded:
+def decode_image(
+    path: str | os.PathLike, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE
+) -> Decoded:
     """Decode ``path``; raise DeepExprError(INVALID_IMAGE / IMAGE_TOO_LARGE) with a clear message if it cannot."""
     path = os.fspath(path)
     if not os.path.isfile(path):

@@ -58,8 +58,12 @@ def load_library(root: str) -> Library:
     for i, e in enumerate(data["entries"]):
         lm = e.get("landmarks")
         if lm is not None and (not isinstance(lm, list) or len(lm) != len(SEMANTIC_NAMES)):
-            raise DeepExprError(protocol.LIBRARY_INVALID, f"library {root}: entry {i} ({e['id']!r}): landmarks must "
-                                f"be null or {len(SEMANTIC_NAMES)} [x, y] points", {"library": root})
+            raise DeepExprError(
+                protocol.LIBRARY_INVALID,
+                f"library {root}: entry {i} ({e['id']!r}): landmarks must "
+                f"be null or {len(SEMANTIC_NAMES)} [x, y] points",
+                {"library": root},
+            )
     return Library(root=root, data=data)
 
 
@@ -70,8 +74,12 @@ def ensure_default_library(root: str = DEFAULT_LIBRARY) -> str:
     try:
         from training.build_library import build_builtin_library
     except ImportError as exc:
-        raise DeepExprError(protocol.LIBRARY_INVALID, f"the built-in library {root} is missing and cannot be built "
-                            f"here ({exc}); run: python -m training.build_library", {"library": root}) from None
+        raise DeepExprError(
+            protocol.LIBRARY_INVALID,
+            f"the built-in library {root} is missing and cannot be built "
+            f"here ({exc}); run: python -m training.build_library",
+            {"library": root},
+        ) from None
     import logging
 
     logging.getLogger(__name__).warning("building the built-in pose library in %s (first use, ~20 s)", root)

@@ -29,8 +29,11 @@ def _box(params: dict) -> list[float] | None:
     box = params.get("box")
     if box is None:
         return None
-    if (not isinstance(box, list) or len(box) != 4
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+    if (
+        not isinstance(box, list)
+        or len(box) != 4
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
+    ):
         raise invalid_params("param 'box' must be [left, top, right, bottom] in pixels")
     return box
 
@@ -67,8 +70,9 @@ def register_methods(server: Server) -> None:
 
     @server.method("align")
     def align(params: dict, ctx: RequestContext) -> dict:
-        return engine().align(_str(params, "image"), _str(params, "out"), size=_int(params, "size", 128, 16, 1024),
-                              box=_box(params))
+        return engine().align(
+            _str(params, "image"), _str(params, "out"), size=_int(params, "size", 128, 16, 1024), box=_box(params)
+        )
 
     @server.method("retrieve")
     def retrieve(params: dict, ctx: RequestContext) -> dict:
@@ -80,8 +84,14 @@ def register_methods(server: Server) -> None:
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
                 raise invalid_params(f"param {name!r} must be a non-negative number")
         image = _str(params, "image")
-        res = engine().retrieve(image, library, top_k=_int(params, "top_k", 5, 1, 1000), alpha=float(alpha),
-                                beta=float(beta), box=_box(params))
+        res = engine().retrieve(
+            image,
+            library,
+            top_k=_int(params, "top_k", 5, 1, 1000),
+            alpha=float(alpha),
+            beta=float(beta),
+            box=_box(params),
+        )
         sheet = _str(params, "sheet", required=False)
         if sheet:
             from .sheet import retrieval_sheet
@@ -114,11 +124,21 @@ def register_methods(server: Server) -> None:
             ctx.check_cancelled(partial={"frames": frames, "library": lib.root})
             try:
                 res = engine().retrieve(path, lib, top_k=top_k, alpha=alpha, beta=beta)
-                item = {"index": index, "step": 1 if images is not None else step, "ok": True, "label": res["label"],
-                        "candidates": [[c["id"], c["score"]] for c in res["candidates"]]}
+                item = {
+                    "index": index,
+                    "step": 1 if images is not None else step,
+                    "ok": True,
+                    "label": res["label"],
+                    "candidates": [[c["id"], c["score"]] for c in res["candidates"]],
+                }
             except DeepExprError as exc:
-                item = {"index": index, "step": 1 if images is not None else step, "ok": False, "error": exc.name,
-                        "message": exc.message}
+                item = {
+                    "index": index,
+                    "step": 1 if images is not None else step,
+                    "ok": False,
+                    "error": exc.name,
+                    "message": exc.message,
+                }
             frames.append(item)
             ctx.progress(len(frames), total, path, item=item, library=lib.root)
 
@@ -151,8 +171,7 @@ def register_methods(server: Server) -> None:
             finally:
                 cap.release()
         shutil.rmtree(tmp, ignore_errors=True)
-        return {"library": lib.root, "frames": frames,
-                "no_face": [f["index"] for f in frames if not f["ok"]]}
+        return {"library": lib.root, "frames": frames, "no_face": [f["index"] for f in frames if not f["ok"]]}
 
     @server.method("generate_sequence")
     def generate_sequence(params: dict, ctx: RequestContext) -> dict:
@@ -161,11 +180,15 @@ def register_methods(server: Server) -> None:
         if len(kinds) != 1:
             raise invalid_params("give exactly one of 'expression', 'target' (image path), 'keyframes' (JSON path)")
         return engine().generate_sequence(
-            _str(params, "source"), _str(params, "out"), frames=_int(params, "frames", 24, 2, 600),
-            easing=params.get("easing", "ease_in_out"), method=params.get("method", "warp"),
+            _str(params, "source"),
+            _str(params, "out"),
+            frames=_int(params, "frames", 24, 2, 600),
+            easing=params.get("easing", "ease_in_out"),
+            method=params.get("method", "warp"),
             **{kinds[0]: _str(params, kinds[0])},
             progress=lambda done, total, path: ctx.progress(done, total, path),
-            check_cancelled=lambda partial: ctx.check_cancelled(partial=partial))
+            check_cancelled=lambda partial: ctx.check_cancelled(partial=partial),
+        )
 
     @server.method("capture")
     def capture(params: dict, ctx: RequestContext) -> dict:
@@ -193,7 +216,8 @@ def register_methods(server: Server) -> None:
             try:
                 results.append({"image": path, "ok": True, **fn(path)})
             except DeepExprError as exc:
-                results.append({"image": path, "ok": False, "error": {"code": exc.code, "name": exc.name,
-                                                                      "message": exc.message}})
+                results.append(
+                    {"image": path, "ok": False, "error": {"code": exc.code, "name": exc.name, "message": exc.message}}
+                )
             ctx.progress(i + 1, len(images), path)
         return {"results": results}

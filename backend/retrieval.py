@@ -47,16 +47,12 @@ def to_distribution(e: np.ndarray) -> np.ndarray:
 def js_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Jensen-Shannon distance between distribution ``p`` (D,) and each row of ``q`` (N, D), natural log;
     equal to ``scipy.spatial.distance.jensenshannon(p, q_i)`` for each row."""
+    from scipy.special import rel_entr  # what scipy's jensenshannon uses: 0 * log(0 / m) = 0
+
     p = np.asarray(p, dtype=np.float64)[None]
     q = np.asarray(q, dtype=np.float64)
     m = 0.5 * (p + q)
-
-    def kl(a: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(a > 0, a * np.log(a / np.where(m > 0, m, 1.0)), 0.0)
-        return t.sum(axis=1)
-
-    return np.sqrt(np.maximum(0.5 * (kl(p) + kl(q)), 0.0))
+    return np.sqrt(np.maximum(0.5 * (rel_entr(p, m).sum(axis=1) + rel_entr(q, m).sum(axis=1)), 0.0))
 
 
 @functools.lru_cache(maxsize=1)
@@ -116,7 +112,7 @@ def build_index(engine, lib: Library, cache_dir: str = CACHE_DIR) -> LibraryInde
     if emb is None:
         size = int(model.card.input.get("size", 48))
         crops = [_entry_crop(engine, lib, i, size) for i in range(len(lib.entries))]
-        emb = np.concatenate([engine.embed_crops(crops[i:i + 256], model) for i in range(0, len(crops), 256)])
+        emb = np.concatenate([engine.embed_crops(crops[i : i + 256], model) for i in range(0, len(crops), 256)])
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = path + ".tmp.npz"
         np.savez(tmp, emb=emb)
@@ -136,8 +132,15 @@ def build_index(engine, lib: Library, cache_dir: str = CACHE_DIR) -> LibraryInde
     return index
 
 
-def rank(index: LibraryIndex, query_dist: np.ndarray, query_geo: np.ndarray | None, top_k: int = 5,
-         alpha: float = 1.0, beta: float = 0.1, shortlist: int | None = None) -> list[dict]:
+def rank(
+    index: LibraryIndex,
+    query_dist: np.ndarray,
+    query_geo: np.ndarray | None,
+    top_k: int = 5,
+    alpha: float = 1.0,
+    beta: float = 0.1,
+    shortlist: int | None = None,
+) -> list[dict]:
     """Top-k entries by phi = alpha*JS + beta*geo over the JS shortlist."""
     n = len(index.dist)
     top_k = max(1, min(top_k, n))
@@ -164,9 +167,18 @@ def rank(index: LibraryIndex, query_dist: np.ndarray, query_geo: np.ndarray | No
     for r, o in enumerate(order):
         i = int(idx[o])
         e = index.library.entries[i]
-        out.append({"rank": r + 1, "id": e["id"], "label": e.get("label"), "thumbnail": index.library.thumbnail(i),
-                    "pose": e["pose"], "js": round(float(js_s[o]), 6), "geo": round(float(geo[o]), 6),
-                    "score": round(float(score[o]), 6)})
+        out.append(
+            {
+                "rank": r + 1,
+                "id": e["id"],
+                "label": e.get("label"),
+                "thumbnail": index.library.thumbnail(i),
+                "pose": e["pose"],
+                "js": round(float(js_s[o]), 6),
+                "geo": round(float(geo[o]), 6),
+                "score": round(float(score[o]), 6),
+            }
+        )
     return out
 
 
@@ -180,13 +192,22 @@ def query_features(engine, fa) -> tuple[np.ndarray, np.ndarray, dict]:
     return to_distribution(emb), _zscore(geo, mean, std), engine.classify_analysis(fa)
 
 
-def retrieve(engine, image: str, library: str | Library, top_k: int = 5, alpha: float = 1.0, beta: float = 0.1,
-             box=None) -> dict:
+def retrieve(
+    engine, image: str, library: str | Library, top_k: int = 5, alpha: float = 1.0, beta: float = 0.1, box=None
+) -> dict:
     lib = library if isinstance(library, Library) else load_library(library)
     index = build_index(engine, lib)
     fa = engine.analyze(image, box)
     qdist, qgeo, cls = query_features(engine, fa)
     cands = rank(index, qdist, qgeo, top_k=top_k, alpha=alpha, beta=beta)
-    return {**fa.describe(), "label": cls["label"], "probabilities": cls["probabilities"], "library": lib.root,
-            "library_size": len(lib.entries), "model": engine.retrieval_model.name, "alpha": alpha, "beta": beta,
-            "candidates": cands}
+    return {
+        **fa.describe(),
+        "label": cls["label"],
+        "probabilities": cls["probabilities"],
+        "library": lib.root,
+        "library_size": len(lib.entries),
+        "model": engine.retrieval_model.name,
+        "alpha": alpha,
+        "beta": beta,
+        "candidates": cands,
+    }

@@ -142,7 +142,7 @@ def render_gan_frames(model, crop: Crop64, targets: list[np.ndarray], batch: int
     out = []
     with torch.inference_mode():
         for i in range(0, len(targets), batch):
-            lm = np.stack([normalize_landmarks(crop.points(t)) for t in targets[i:i + batch]]).astype(np.float32)
+            lm = np.stack([normalize_landmarks(crop.points(t)) for t in targets[i : i + batch]]).astype(np.float32)
             y = model(x.expand(len(lm), -1, -1, -1), torch.from_numpy(lm))
             out += [np.clip((f[0].numpy() + 1) * 127.5, 0, 255).astype(np.uint8) for f in y]
     return out

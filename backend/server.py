@@ -48,16 +48,22 @@ class RequestContext:
             raise Cancelled(partial)
 
     def progress(self, done: int, total: int, message: str = "", **extra: Any) -> None:
-        self.server.send(P.notification("$/progress", {"id": self.id, "done": done, "total": total,
-                                                        "message": message, **extra}))
+        self.server.send(
+            P.notification("$/progress", {"id": self.id, "done": done, "total": total, "message": message, **extra})
+        )
 
 
 Handler = Callable[[dict, RequestContext], Any]
 
 
 class Server:
-    def __init__(self, engine_factory: Callable[[dict], Any], stdin: IO[bytes], stdout: IO[bytes],
-                 max_message_bytes: int = P.MAX_MESSAGE_BYTES):
+    def __init__(
+        self,
+        engine_factory: Callable[[dict], Any],
+        stdin: IO[bytes],
+        stdout: IO[bytes],
+        max_message_bytes: int = P.MAX_MESSAGE_BYTES,
+    ):
         self.engine_factory = engine_factory
         self.stdin, self.stdout = stdin, stdout
         self.max_message_bytes = max_message_bytes
@@ -169,8 +175,9 @@ class Server:
             self.send(P.error_response(msg_id, exc.code, exc.message, exc.data))
         except Exception as exc:  # a bug must not kill the server; report it and keep serving
             log.error("internal error in %s:\n%s", method, traceback.format_exc())
-            self.send(P.error_response(msg_id, P.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}",
-                                       {"name": "INTERNAL_ERROR"}))
+            self.send(
+                P.error_response(msg_id, P.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", {"name": "INTERNAL_ERROR"})
+            )
         else:
             self.send(P.response(msg_id, result))
         finally:
@@ -186,7 +193,9 @@ class Server:
         if self.state == "shutdown":
             raise DeepExprError(P.SHUTTING_DOWN, "the server is shutting down; send exit")
         if method not in self._methods:
-            raise DeepExprError(P.METHOD_NOT_FOUND, f"unknown method {method!r}; known: {', '.join(sorted(self._methods))}")
+            raise DeepExprError(
+                P.METHOD_NOT_FOUND, f"unknown method {method!r}; known: {', '.join(sorted(self._methods))}"
+            )
         if self.state != "initialized":
             raise DeepExprError(P.SERVER_NOT_INITIALIZED, "send initialize first")
         return self._methods[method](params, RequestContext(self, msg_id))
@@ -196,8 +205,11 @@ class Server:
         if not isinstance(client_version, str):
             raise DeepExprError(P.INVALID_PARAMS, "initialize needs protocolVersion (string)")
         if client_version.split(".")[0] != P.PROTOCOL_VERSION.split(".")[0]:
-            raise DeepExprError(P.INVALID_REQUEST, f"protocol {client_version} is not compatible with the "
-                                f"backend's {P.PROTOCOL_VERSION}; update the add-on or the backend")
+            raise DeepExprError(
+                P.INVALID_REQUEST,
+                f"protocol {client_version} is not compatible with the "
+                f"backend's {P.PROTOCOL_VERSION}; update the add-on or the backend",
+            )
         parent = params.get("parentPid")
         if parent is not None:
             if not isinstance(parent, int) or isinstance(parent, bool):
@@ -206,8 +218,11 @@ class Server:
         if self.engine is None:
             self.engine = self.engine_factory(params.get("options") or {})
         self.state = "initialized"
-        return {"serverInfo": {"name": "deepexpr-backend", "version": __version__},
-                "methods": sorted(self._methods), **self.engine.info()}
+        return {
+            "serverInfo": {"name": "deepexpr-backend", "version": __version__},
+            "methods": sorted(self._methods),
+            **self.engine.info(),
+        }
 
 
 def _alive(pid: int) -> bool:

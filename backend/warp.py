@@ -14,8 +14,10 @@ from scipy.spatial import Delaunay
 
 
 def border_points(w: int, h: int) -> np.ndarray:
-    return np.array([[0, 0], [w / 2, 0], [w - 1, 0], [w - 1, h / 2], [w - 1, h - 1], [w / 2, h - 1], [0, h - 1],
-                     [0, h / 2]], dtype=np.float64)
+    return np.array(
+        [[0, 0], [w / 2, 0], [w - 1, 0], [w - 1, h / 2], [w - 1, h - 1], [w / 2, h - 1], [0, h - 1], [0, h / 2]],
+        dtype=np.float64,
+    )
 
 
 class PiecewiseAffineWarper:
@@ -39,8 +41,13 @@ class PiecewiseAffineWarper:
             if x1 <= x0 or y1 <= y0:
                 continue
             m = cv2.getAffineTransform((d_tri - [x0, y0]).astype(np.float32), s_tri)  # target rect px -> source px
-            patch = cv2.warpAffine(self.image, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                   borderMode=cv2.BORDER_REFLECT)
+            patch = cv2.warpAffine(
+                self.image,
+                m,
+                (x1 - x0, y1 - y0),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REFLECT,
+            )
             mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
             cv2.fillConvexPoly(mask, np.round(d_tri - [x0, y0]).astype(np.int32), 1, cv2.LINE_AA)
             region = out[y0:y1, x0:x1]

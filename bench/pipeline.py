@@ -60,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     model = DEFAULT_EXPRESSION_MODEL
     if not os.path.exists(model):
         cfg = ExpressionNetConfig(input_size=48)
-        model = save_model(ExpressionNet(cfg), ModelCard("ExpressionNet", {**cfg.__dict__, "widths": list(cfg.widths)},
-                                                         input={"size": 48}), os.path.join(tmp, "random"))
+        model = save_model(
+            ExpressionNet(cfg),
+            ModelCard("ExpressionNet", {**cfg.__dict__, "widths": list(cfg.widths)}, input={"size": 48}),
+            os.path.join(tmp, "random"),
+        )
     eng = Engine(EngineConfig(device="cpu", expression_model=model))
     size = int(eng.expression.card.input.get("size", 48))
     dec = decode_image(frame)
@@ -92,11 +95,20 @@ def main(argv: list[str] | None = None) -> int:
         cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    machine = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), " \
-              f"Python {platform.python_version()}"
-    lines = [f"### Perception pipeline, {time.strftime('%Y-%m-%d')}", "", f"Machine: {machine}.", "",
-             f"640x480 frame, face ≈ 150 px wide, {r} repeats after 3 warm-ups.", "",
-             "| stage | median ms | p95 ms |", "|---|---:|---:|"]
+    machine = (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"Python {platform.python_version()}"
+    )
+    lines = [
+        f"### Perception pipeline, {time.strftime('%Y-%m-%d')}",
+        "",
+        f"Machine: {machine}.",
+        "",
+        f"640x480 frame, face ≈ 150 px wide, {r} repeats after 3 warm-ups.",
+        "",
+        "| stage | median ms | p95 ms |",
+        "|---|---:|---:|",
+    ]
     for name, med, p95 in rows:
         lines.append(f"| {name} | {med:.2f} | {'' if p95 != p95 else f'{p95:.2f}'} |")
     text = "\n".join(lines) + "\n"

@@ -53,15 +53,25 @@ def find_project_python(start: str | None = None) -> str | None:
     """The project's virtual-environment interpreter, when the add-on runs from the project checkout."""
     here = os.path.dirname(os.path.abspath(start or __file__))
     for root in (os.path.dirname(here), os.path.dirname(os.path.dirname(here))):
-        for cand in (os.path.join(root, ".venv", "bin", "python"), os.path.join(root, ".venv", "Scripts", "python.exe")):
+        for cand in (
+            os.path.join(root, ".venv", "bin", "python"),
+            os.path.join(root, ".venv", "Scripts", "python.exe"),
+        ):
             if os.path.isfile(cand):
                 return cand
     return None
 
 
 class BackendClient:
-    def __init__(self, python: str, device: str = "auto", log_level: str = "WARNING", log_file: str | None = None,
-                 extra_args: tuple[str, ...] = (), env: dict | None = None):
+    def __init__(
+        self,
+        python: str,
+        device: str = "auto",
+        log_level: str = "WARNING",
+        log_file: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        env: dict | None = None,
+    ):
         self.python, self.device, self.log_level, self.log_file = python, device, log_level, log_file
         self.extra_args = tuple(extra_args)
         self.env = env
@@ -93,16 +103,29 @@ class BackendClient:
         Requests sent right after are queued behind initialize by the backend, so nothing blocks."""
         self.stop()
         if not self.python or not os.path.isfile(self.python):
-            raise BackendError(f"backend Python not found: {self.python!r}. Set it in the add-on preferences "
-                               "(the project's .venv/bin/python).", P.MODEL_MISSING)
+            raise BackendError(
+                f"backend Python not found: {self.python!r}. Set it in the add-on preferences "
+                "(the project's .venv/bin/python).",
+                P.MODEL_MISSING,
+            )
         try:
-            self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, env=self.env, close_fds=True)
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.env,
+                close_fds=True,
+            )
         except OSError as exc:
             raise BackendError(f"cannot start the backend with {self.python}: {exc}") from None
         self._stderr_tail = []
-        threading.Thread(target=self._read_stdout, args=(self.proc,), daemon=True, name="deepexpr-client-reader").start()
-        threading.Thread(target=self._read_stderr, args=(self.proc,), daemon=True, name="deepexpr-client-stderr").start()
+        threading.Thread(
+            target=self._read_stdout, args=(self.proc,), daemon=True, name="deepexpr-client-reader"
+        ).start()
+        threading.Thread(
+            target=self._read_stderr, args=(self.proc,), daemon=True, name="deepexpr-client-stderr"
+        ).start()
 
         def ready(info: dict) -> None:
             self.info = info
@@ -115,8 +138,13 @@ class BackendClient:
             if on_error:
                 on_error(err)
 
-        self.request("initialize", {"protocolVersion": P.PROTOCOL_VERSION, "parentPid": os.getpid(),
-                                    "options": {"device": self.device}}, ready, failed, _autostart=False)
+        self.request(
+            "initialize",
+            {"protocolVersion": P.PROTOCOL_VERSION, "parentPid": os.getpid(), "options": {"device": self.device}},
+            ready,
+            failed,
+            _autostart=False,
+        )
 
     def start(self, timeout: float = 60.0) -> dict:
         """Start the backend and wait for ``initialize`` (for scripts and tests; the UI uses ``spawn``)."""
@@ -157,9 +185,15 @@ class BackendClient:
         self._fail_all(BackendError("the backend was stopped"))
 
     # ------------------------------------------------------------------ requests
-    def request(self, method: str, params: dict | None = None, on_result: Callback | None = None,
-                on_error: Callable[[BackendError], None] | None = None, on_progress: Callback | None = None,
-                _autostart: bool = True) -> int:
+    def request(
+        self,
+        method: str,
+        params: dict | None = None,
+        on_result: Callback | None = None,
+        on_error: Callable[[BackendError], None] | None = None,
+        on_progress: Callback | None = None,
+        _autostart: bool = True,
+    ) -> int:
         """Send a request; callbacks run inside ``drain()``. Starts (or restarts) the backend if needed."""
         if _autostart and not self.alive:
             if self.info is not None:
@@ -212,8 +246,10 @@ class BackendClient:
         if "r" not in box:
             tail = "".join(self._stderr_tail[-5:]).strip()[-500:]
             code = self.proc.poll() if self.proc else "no process"
-            raise BackendError(f"{method} timed out after {timeout:.0f} s (backend alive: {self.alive}, exit {code}; "
-                               f"stderr: {tail or 'empty'})")
+            raise BackendError(
+                f"{method} timed out after {timeout:.0f} s (backend alive: {self.alive}, exit {code}; "
+                f"stderr: {tail or 'empty'})"
+            )
         return box["r"]
 
     # ------------------------------------------------------------------ main-thread side

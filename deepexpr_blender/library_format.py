@@ -47,17 +47,29 @@ def _fail(root: str, where: str, what: str) -> LibraryError:
 
 def _check_pose(root: str, where: str, pose: Any) -> None:
     if not isinstance(pose, dict) or pose.get("type") not in POSE_TYPES:
-        raise _fail(root, where, f"unknown pose type {pose.get('type') if isinstance(pose, dict) else pose!r}; "
-                    f"expected one of {', '.join(POSE_TYPES)}")
+        raise _fail(
+            root,
+            where,
+            f"unknown pose type {pose.get('type') if isinstance(pose, dict) else pose!r}; "
+            f"expected one of {', '.join(POSE_TYPES)}",
+        )
     t = pose["type"]
     if t == "shape_keys":
         vals = pose.get("values")
-        if not isinstance(pose.get("target"), str) or not isinstance(vals, dict) or not all(
-                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in vals.items()):
+        if (
+            not isinstance(pose.get("target"), str)
+            or not isinstance(vals, dict)
+            or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in vals.items()
+            )
+        ):
             raise _fail(root, where, "shape_keys pose needs 'target' (string) and 'values' ({name: number})")
     elif t == "armature_action":
-        if not isinstance(pose.get("target"), str) or not isinstance(pose.get("action"), str) \
-                or not isinstance(pose.get("frame"), (int, float)):
+        if (
+            not isinstance(pose.get("target"), str)
+            or not isinstance(pose.get("action"), str)
+            or not isinstance(pose.get("frame"), (int, float))
+        ):
             raise _fail(root, where, "armature_action pose needs 'target', 'action' (strings) and 'frame' (number)")
     elif t == "image":
         path = pose.get("path")
@@ -91,8 +103,9 @@ def validate(data: Any, root: str) -> dict:
             raise _fail(root, where, f"thumbnail missing: {thumb!r}")
         _check_pose(root, where, e.get("pose"))
         geo = e.get("geometry")
-        if geo is not None and (not isinstance(geo, list) or len(geo) != n_feat
-                                or not all(isinstance(v, (int, float)) for v in geo)):
+        if geo is not None and (
+            not isinstance(geo, list) or len(geo) != n_feat or not all(isinstance(v, (int, float)) for v in geo)
+        ):
             raise _fail(root, where, f"geometry must be null or {n_feat} numbers")
     return data
 
@@ -112,8 +125,14 @@ def load(root: str) -> dict:
 
 def write(root: str, name: str, source: str, entries: list[dict], feature_names: list[str]) -> str:
     """Validate and write ``root/library.json`` atomically; returns its path."""
-    data = {"format": FORMAT, "version": VERSION, "name": name, "source": source,
-            "feature_names": list(feature_names), "entries": entries}
+    data = {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": name,
+        "source": source,
+        "feature_names": list(feature_names),
+        "entries": entries,
+    }
     validate(data, root)
     path = os.path.join(root, "library.json")
     tmp = path + ".tmp"

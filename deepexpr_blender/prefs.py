@@ -17,14 +17,24 @@ class DEEPEXPR_AddonPreferences(AddonPreferences):
     bl_idname = __package__
 
     python: StringProperty(
-        name="Backend Python", subtype="FILE_PATH", default="",
+        name="Backend Python",
+        subtype="FILE_PATH",
+        default="",
         description="Interpreter of the DeepExpr backend environment (the project's .venv/bin/python). "
-                    "Empty: found automatically when the add-on runs from the project checkout")
-    device: EnumProperty(name="Device", items=[("auto", "Auto", "CUDA when there is a GPU, else CPU"),
-                                               ("cpu", "CPU", "Always the CPU"), ("cuda", "CUDA", "An NVIDIA GPU")],
-                         default="auto")
-    log_level: EnumProperty(name="Log level", items=[(v, v.title(), "") for v in ("DEBUG", "INFO", "WARNING", "ERROR")],
-                            default="WARNING")
+        "Empty: found automatically when the add-on runs from the project checkout",
+    )
+    device: EnumProperty(
+        name="Device",
+        items=[
+            ("auto", "Auto", "CUDA when there is a GPU, else CPU"),
+            ("cpu", "CPU", "Always the CPU"),
+            ("cuda", "CUDA", "An NVIDIA GPU"),
+        ],
+        default="auto",
+    )
+    log_level: EnumProperty(
+        name="Log level", items=[(v, v.title(), "") for v in ("DEBUG", "INFO", "WARNING", "ERROR")], default="WARNING"
+    )
     library_folders: CollectionProperty(type=DEEPEXPR_PG_library_folder)
     library_index: IntProperty()
 

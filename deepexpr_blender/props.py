@@ -43,10 +43,15 @@ class DEEPEXPR_PG_candidate(PropertyGroup):
 
 class DEEPEXPR_PG_scene(PropertyGroup):
     # capture
-    source: EnumProperty(name="Source", items=[
-        ("WEBCAM", "Webcam", "Grab a frame from a webcam"),
-        ("IMAGE", "Image", "A face photo on disk"),
-        ("STRIP", "Video strip", "The frame under the playhead of the active movie strip")], default="IMAGE")
+    source: EnumProperty(
+        name="Source",
+        items=[
+            ("WEBCAM", "Webcam", "Grab a frame from a webcam"),
+            ("IMAGE", "Image", "A face photo on disk"),
+            ("STRIP", "Video strip", "The frame under the playhead of the active movie strip"),
+        ],
+        default="IMAGE",
+    )
     webcam_index: IntProperty(name="Webcam", min=0, max=16, default=0, description="OpenCV camera index")
     image_path: StringProperty(name="Image", subtype="FILE_PATH", description="Face image to use")
     captured_path: StringProperty(name="Captured", subtype="FILE_PATH", description="The image being analysed")
@@ -68,26 +73,47 @@ class DEEPEXPR_PG_scene(PropertyGroup):
     progress: FloatProperty(min=0, max=1, subtype="FACTOR")
     # transitions
     seq_source: StringProperty(name="Source face", subtype="FILE_PATH", description="Face image to animate")
-    seq_mode: EnumProperty(name="Target", items=[
-        ("EXPRESSION", "Expression", "A named expression"),
-        ("IMAGE", "Face image", "Another face image's expression"),
-        ("KEYFRAMES", "Key frames", "Landmark key frames from a JSON file")], default="EXPRESSION")
+    seq_mode: EnumProperty(
+        name="Target",
+        items=[
+            ("EXPRESSION", "Expression", "A named expression"),
+            ("IMAGE", "Face image", "Another face image's expression"),
+            ("KEYFRAMES", "Key frames", "Landmark key frames from a JSON file"),
+        ],
+        default="EXPRESSION",
+    )
     seq_expression: EnumProperty(name="Expression", items=EXPRESSION_ITEMS, default="joy")
     seq_target_image: StringProperty(name="Target face", subtype="FILE_PATH")
     seq_keyframes: StringProperty(name="Key frames", subtype="FILE_PATH")
     seq_frames: IntProperty(name="Frames", min=2, max=600, default=24)
-    seq_easing: EnumProperty(name="Easing", items=[("linear", "Linear", ""), ("ease_in_out", "Ease In-Out", ""),
-                                                   ("ease_in", "Ease In", ""), ("ease_out", "Ease Out", "")],
-                             default="ease_in_out")
-    seq_method: EnumProperty(name="Method", items=[("warp", "Warp", "Piecewise-affine warp, any resolution"),
-                                                   ("gan", "GAN", "Landmark-guided GAN, 64x64")], default="warp")
+    seq_easing: EnumProperty(
+        name="Easing",
+        items=[
+            ("linear", "Linear", ""),
+            ("ease_in_out", "Ease In-Out", ""),
+            ("ease_in", "Ease In", ""),
+            ("ease_out", "Ease Out", ""),
+        ],
+        default="ease_in_out",
+    )
+    seq_method: EnumProperty(
+        name="Method",
+        items=[("warp", "Warp", "Piecewise-affine warp, any resolution"), ("gan", "GAN", "Landmark-guided GAN, 64x64")],
+        default="warp",
+    )
     # batch
     batch_input: StringProperty(name="Input", subtype="FILE_PATH", description="A video file or a folder of images")
     batch_step: IntProperty(name="Frame step", min=1, max=100, default=2, description="Retrieve every n-th frame")
-    batch_min_hold: IntProperty(name="Minimum hold", min=0, max=240, default=6,
-                                description="Frames a pose is held before it may change")
-    batch_hysteresis: FloatProperty(name="Hysteresis", min=0, max=1, default=0.02,
-                                    description="Score margin a new pose needs to replace the current one")
+    batch_min_hold: IntProperty(
+        name="Minimum hold", min=0, max=240, default=6, description="Frames a pose is held before it may change"
+    )
+    batch_hysteresis: FloatProperty(
+        name="Hysteresis",
+        min=0,
+        max=1,
+        default=0.02,
+        description="Score margin a new pose needs to replace the current one",
+    )
     batch_report: StringProperty(description="Last batch run's report")
 
 

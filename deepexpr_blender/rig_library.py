@@ -28,8 +28,16 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 def label_from_name(name: str) -> str | None:
     """'Joy_2' -> 'joy'; names of other things -> None. Accepts the data sets' synonyms."""
-    synonyms = {"happy": "joy", "happiness": "joy", "angry": "anger", "sad": "sadness", "surprised": "surprise",
-                "disgusted": "disgust", "afraid": "fear", "scared": "fear"}
+    synonyms = {
+        "happy": "joy",
+        "happiness": "joy",
+        "angry": "anger",
+        "sad": "sadness",
+        "surprised": "surprise",
+        "disgusted": "disgust",
+        "afraid": "fear",
+        "scared": "fear",
+    }
     word = re.split(r"[^a-z]+", name.lower().strip())[0] if name else ""
     word = synonyms.get(word, word)
     return word if word in fmt.LABELS else None
@@ -72,9 +80,13 @@ def shape_key_poses(obj) -> list[dict]:
         for frame, marker in keyed_frames(action, bag):
             scene.frame_set(int(frame), subframe=frame - int(frame))
             values = {kb.name: round(float(kb.value), 5) for kb in key.key_blocks[1:]}
-            poses.append({"pose": {"type": "shape_keys", "target": obj.name, "values": values},
-                          "label": label_from_name(marker) if marker else None,
-                          "name": marker or f"frame {frame:g}"})
+            poses.append(
+                {
+                    "pose": {"type": "shape_keys", "target": obj.name, "values": values},
+                    "label": label_from_name(marker) if marker else None,
+                    "name": marker or f"frame {frame:g}",
+                }
+            )
     finally:
         scene.frame_set(keep)
     return poses
@@ -90,13 +102,23 @@ def armature_poses(arm) -> list[dict]:
     own, bag = _channelbag(arm)
     if own is not None:
         for frame, marker in keyed_frames(own, bag):
-            poses.append({"pose": {"type": "armature_action", "target": arm.name, "action": own.name, "frame": frame},
-                          "label": label_from_name(marker) if marker else None, "name": marker or f"frame {frame:g}"})
+            poses.append(
+                {
+                    "pose": {"type": "armature_action", "target": arm.name, "action": own.name, "frame": frame},
+                    "label": label_from_name(marker) if marker else None,
+                    "name": marker or f"frame {frame:g}",
+                }
+            )
     for act in bpy.data.actions:
         if act.asset_data is not None and act is not own:
             start = float(act.frame_range[0])
-            poses.append({"pose": {"type": "armature_action", "target": arm.name, "action": act.name, "frame": start},
-                          "label": label_from_name(act.name), "name": act.name})
+            poses.append(
+                {
+                    "pose": {"type": "armature_action", "target": arm.name, "action": act.name, "frame": start},
+                    "label": label_from_name(act.name),
+                    "name": act.name,
+                }
+            )
     if not poses:
         raise ValueError(f"{arm.name} has no pose assets, markers or keyed frames to make poses from")
     return poses
@@ -113,11 +135,16 @@ def image_folder_poses(folder: str) -> list[dict]:
             sdir = os.path.join(cdir, sub)
             if not os.path.isdir(sdir):
                 continue
-            expr = sub[len(char) + 1:] if sub.startswith(char + "_") else sub
+            expr = sub[len(char) + 1 :] if sub.startswith(char + "_") else sub
             for fname in sorted(os.listdir(sdir)):
                 if fname.lower().endswith(IMAGE_EXTS):
-                    poses.append({"pose": {"type": "image", "path": os.path.join(sdir, fname)},
-                                  "label": label_from_name(expr), "name": f"{char}/{fname}"})
+                    poses.append(
+                        {
+                            "pose": {"type": "image", "path": os.path.join(sdir, fname)},
+                            "label": label_from_name(expr),
+                            "name": f"{char}/{fname}",
+                        }
+                    )
     if not poses:
         raise ValueError(f"no images in the FERG-DB layout (<character>/<character>_<expression>/*.png) under {folder}")
     return poses
@@ -256,8 +283,16 @@ def build_library(out: str, poses: list[dict], rig=None, name: str = "", size: i
             else:
                 apply_pose(pose, rig)
                 render_thumbnail(rig, os.path.join(staging, rel), size)
-            entries.append({"id": eid, "label": p.get("label"), "thumbnail": rel, "pose": pose,
-                            "geometry": None, "landmarks": None})
+            entries.append(
+                {
+                    "id": eid,
+                    "label": p.get("label"),
+                    "thumbnail": rel,
+                    "pose": pose,
+                    "geometry": None,
+                    "landmarks": None,
+                }
+            )
     finally:
         if saved is not None:
             _restore_state(rig, saved)
@@ -293,8 +328,10 @@ def _save_state(rig) -> dict:
     if rig.type == "MESH" and rig.data.shape_keys:
         state["values"] = {kb.name: kb.value for kb in rig.data.shape_keys.key_blocks}
     elif rig.type == "ARMATURE":
-        state["bones"] = {b.name: (b.location.copy(), b.rotation_quaternion.copy(), b.rotation_euler.copy(),
-                                   b.scale.copy()) for b in rig.pose.bones}
+        state["bones"] = {
+            b.name: (b.location.copy(), b.rotation_quaternion.copy(), b.rotation_euler.copy(), b.scale.copy())
+            for b in rig.pose.bones
+        }
     ad = getattr(_animated_id(rig), "animation_data", None)
     if ad is not None and ad.action is not None:
         state["action"], state["slot"] = ad.action, ad.action_slot

@@ -18,8 +18,9 @@ class Segment:
     pose_id: str
 
 
-def smooth(samples: list[tuple[int, list[tuple[str, float]] | None]], min_hold: int = 6,
-           hysteresis: float = 0.02) -> list[Segment]:
+def smooth(
+    samples: list[tuple[int, list[tuple[str, float]] | None]], min_hold: int = 6, hysteresis: float = 0.02
+) -> list[Segment]:
     """``samples``: (frame, [(pose id, score), ...] or None), frames ascending. Returns pose segments."""
     segments: list[Segment] = []
     current: str | None = None

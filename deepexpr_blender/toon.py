@@ -19,8 +19,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 AU_SHAPE_KEYS = (
-    "inner_brow_raise", "outer_brow_raise", "brow_lower", "upper_lid_raise", "lid_tighten", "cheek_raise",
-    "nose_wrinkle", "upper_lip_raise", "lip_corner_pull", "lip_corner_depress", "lip_stretch", "lips_part",
+    "inner_brow_raise",
+    "outer_brow_raise",
+    "brow_lower",
+    "upper_lid_raise",
+    "lid_tighten",
+    "cheek_raise",
+    "nose_wrinkle",
+    "upper_lip_raise",
+    "lip_corner_pull",
+    "lip_corner_depress",
+    "lip_stretch",
+    "lips_part",
     "jaw_drop",
 )
 
@@ -47,18 +57,68 @@ class CharacterSpec:
 
 
 CHARACTERS: tuple[CharacterSpec, ...] = (
-    CharacterSpec("pip", head=(1.0, 0.95, 0.92), jaw=0.15, skin=(0.99, 0.8, 0.64), iris=(0.2, 0.5, 0.9),
-                  hair=(0.9, 0.55, 0.15), brow=(0.75, 0.4, 0.1), shirt=(0.95, 0.35, 0.3), ears="round",
-                  hairdo="tuft", nose="button"),
-    CharacterSpec("mira", head=(0.9, 0.9, 1.08), jaw=-0.2, skin=(0.75, 0.52, 0.38), iris=(0.35, 0.2, 0.1),
-                  hair=(0.12, 0.08, 0.1), brow=(0.1, 0.07, 0.07), shirt=(0.55, 0.3, 0.75), eye_size=0.25,
-                  eye_gap=0.33, ears="none", hairdo="bun", nose="long", glasses=True),
-    CharacterSpec("bruno", head=(1.12, 0.95, 0.9), jaw=0.35, skin=(0.86, 0.66, 0.5), iris=(0.3, 0.55, 0.25),
-                  hair=(0.45, 0.45, 0.5), brow=(0.3, 0.3, 0.33), shirt=(0.25, 0.6, 0.4), eye_size=0.22,
-                  eye_gap=0.4, eye_height=0.12, ears="floppy", hairdo="cap", nose="snout", mouth_width=0.42),
-    CharacterSpec("zee", head=(0.95, 0.9, 0.98), jaw=-0.05, skin=(0.7, 0.88, 0.6), iris=(0.85, 0.2, 0.55),
-                  hair=(0.2, 0.6, 0.55), brow=(0.1, 0.35, 0.3), shirt=(0.95, 0.8, 0.25), eye_size=0.3,
-                  eye_gap=0.35, ears="pointy", hairdo="spikes", nose="button", mouth_width=0.3),
+    CharacterSpec(
+        "pip",
+        head=(1.0, 0.95, 0.92),
+        jaw=0.15,
+        skin=(0.99, 0.8, 0.64),
+        iris=(0.2, 0.5, 0.9),
+        hair=(0.9, 0.55, 0.15),
+        brow=(0.75, 0.4, 0.1),
+        shirt=(0.95, 0.35, 0.3),
+        ears="round",
+        hairdo="tuft",
+        nose="button",
+    ),
+    CharacterSpec(
+        "mira",
+        head=(0.9, 0.9, 1.08),
+        jaw=-0.2,
+        skin=(0.75, 0.52, 0.38),
+        iris=(0.35, 0.2, 0.1),
+        hair=(0.12, 0.08, 0.1),
+        brow=(0.1, 0.07, 0.07),
+        shirt=(0.55, 0.3, 0.75),
+        eye_size=0.25,
+        eye_gap=0.33,
+        ears="none",
+        hairdo="bun",
+        nose="long",
+        glasses=True,
+    ),
+    CharacterSpec(
+        "bruno",
+        head=(1.12, 0.95, 0.9),
+        jaw=0.35,
+        skin=(0.86, 0.66, 0.5),
+        iris=(0.3, 0.55, 0.25),
+        hair=(0.45, 0.45, 0.5),
+        brow=(0.3, 0.3, 0.33),
+        shirt=(0.25, 0.6, 0.4),
+        eye_size=0.22,
+        eye_gap=0.4,
+        eye_height=0.12,
+        ears="floppy",
+        hairdo="cap",
+        nose="snout",
+        mouth_width=0.42,
+    ),
+    CharacterSpec(
+        "zee",
+        head=(0.95, 0.9, 0.98),
+        jaw=-0.05,
+        skin=(0.7, 0.88, 0.6),
+        iris=(0.85, 0.2, 0.55),
+        hair=(0.2, 0.6, 0.55),
+        brow=(0.1, 0.35, 0.3),
+        shirt=(0.95, 0.8, 0.25),
+        eye_size=0.3,
+        eye_gap=0.35,
+        ears="pointy",
+        hairdo="spikes",
+        nose="button",
+        mouth_width=0.3,
+    ),
 )
 
 MATERIALS = ("skin", "sclera", "iris", "pupil", "brow", "mouth", "blush", "hair", "nose", "shirt", "glasses", "teeth")
@@ -76,10 +136,20 @@ def _mat_colors(spec: CharacterSpec) -> dict[str, tuple[float, float, float]]:
 
 def _srgb_colors(spec: CharacterSpec) -> dict[str, tuple[float, float, float]]:
     skin = np.array(spec.skin)
-    return {"skin": spec.skin, "sclera": (0.97, 0.97, 0.97), "iris": spec.iris, "pupil": (0.03, 0.03, 0.05),
-            "brow": spec.brow, "mouth": (0.35, 0.05, 0.08), "blush": tuple(np.clip(skin * [1.0, 0.72, 0.75] + [0.05, 0, 0], 0, 1)),
-            "hair": spec.hair, "nose": tuple(np.clip(skin * 0.9, 0, 1)), "shirt": spec.shirt, "glasses": (0.1, 0.1, 0.12),
-            "teeth": (0.98, 0.98, 0.95)}
+    return {
+        "skin": spec.skin,
+        "sclera": (0.97, 0.97, 0.97),
+        "iris": spec.iris,
+        "pupil": (0.03, 0.03, 0.05),
+        "brow": spec.brow,
+        "mouth": (0.35, 0.05, 0.08),
+        "blush": tuple(np.clip(skin * [1.0, 0.72, 0.75] + [0.05, 0, 0], 0, 1)),
+        "hair": spec.hair,
+        "nose": tuple(np.clip(skin * 0.9, 0, 1)),
+        "shirt": spec.shirt,
+        "glasses": (0.1, 0.1, 0.12),
+        "teeth": (0.98, 0.98, 0.95),
+    }
 
 
 class _Builder:
@@ -101,11 +171,18 @@ class _Builder:
         import bmesh
 
         if kind == "sphere":
-            verts = bmesh.ops.create_uvsphere(self.bm, u_segments=kw.get("u", 24), v_segments=kw.get("v", 16),
-                                              radius=1.0)["verts"]
+            verts = bmesh.ops.create_uvsphere(
+                self.bm, u_segments=kw.get("u", 24), v_segments=kw.get("v", 16), radius=1.0
+            )["verts"]
         elif kind in ("cone", "cylinder"):
-            verts = bmesh.ops.create_cone(self.bm, cap_ends=True, segments=kw.get("u", 16), radius1=1.0,
-                                          radius2=0.0 if kind == "cone" else 1.0, depth=1.0)["verts"]
+            verts = bmesh.ops.create_cone(
+                self.bm,
+                cap_ends=True,
+                segments=kw.get("u", 16),
+                radius1=1.0,
+                radius2=0.0 if kind == "cone" else 1.0,
+                depth=1.0,
+            )["verts"]
         elif kind == "torus":
             verts = self._torus(kw.get("major", 1.0), kw.get("minor", 0.08))
         else:
@@ -174,7 +251,7 @@ def build_character(spec: CharacterSpec, collection=None):
     def head_tf(co):
         co = co * [hx, hy, hz]
         low = np.clip(-co[:, 2] / hz, 0, 1)
-        co[:, 0] *= 1 + spec.jaw * low ** 1.5
+        co[:, 0] *= 1 + spec.jaw * low**1.5
         return co
 
     b.add("head", "sphere", "skin", head_tf, u=48, v=32)
@@ -190,9 +267,24 @@ def build_character(spec: CharacterSpec, collection=None):
         c = np.array([ex, ey, eh])
         eye_centres[side] = c
         b.add(f"{side}_sclera", "sphere", "sclera", _scale_translate((er, er * 0.6, er * 1.1), c))
-        b.add(f"{side}_iris", "sphere", "iris", _scale_translate((er * 0.5, er * 0.2, er * 0.58), c + [0, -er * 0.5, -er * 0.05]))
-        b.add(f"{side}_pupil", "sphere", "pupil", _scale_translate((er * 0.25, er * 0.1, er * 0.3), c + [0, -er * 0.62, -er * 0.05]))
-        b.add(f"{side}_glint", "sphere", "sclera", _scale_translate((er * 0.09, er * 0.05, er * 0.09), c + [s * -0.06, -er * 0.7, er * 0.12]))
+        b.add(
+            f"{side}_iris",
+            "sphere",
+            "iris",
+            _scale_translate((er * 0.5, er * 0.2, er * 0.58), c + [0, -er * 0.5, -er * 0.05]),
+        )
+        b.add(
+            f"{side}_pupil",
+            "sphere",
+            "pupil",
+            _scale_translate((er * 0.25, er * 0.1, er * 0.3), c + [0, -er * 0.62, -er * 0.05]),
+        )
+        b.add(
+            f"{side}_glint",
+            "sphere",
+            "sclera",
+            _scale_translate((er * 0.09, er * 0.05, er * 0.09), c + [s * -0.06, -er * 0.7, er * 0.12]),
+        )
         # Lids: skin caps over the eyeball, cut at the lid line; they rotate about the eye's x axis.
         b.add(f"{side}_upper_lid", "sphere", "skin", _scale_translate((er * 1.08, er * 0.68, er * 1.16), c), u=24, v=24)
         b.delete_verts(f"{side}_upper_lid", lambda co, c=c: co[:, 2] < c[2] + er * 0.45)
@@ -212,7 +304,12 @@ def build_character(spec: CharacterSpec, collection=None):
         b.add(f"{side}_brow", "sphere", "brow", brow_tf, u=24, v=8)
         # Cheek blush
         cx, cz = s * (eg + 0.12), eh - er - 0.2
-        b.add(f"{side}_cheek", "sphere", "blush", _scale_translate((0.14, 0.03, 0.09), (cx, _head_surface_y(spec, cx, cz) + 0.01, cz)))
+        b.add(
+            f"{side}_cheek",
+            "sphere",
+            "blush",
+            _scale_translate((0.14, 0.03, 0.09), (cx, _head_surface_y(spec, cx, cz) + 0.01, cz)),
+        )
     # Nose
     nz = eh - spec.eye_size - 0.02
     ny = _head_surface_y(spec, 0, nz)
@@ -234,51 +331,72 @@ def build_character(spec: CharacterSpec, collection=None):
         if spec.ears == "round":
             b.add(f"ear{s}", "sphere", "skin", _scale_translate((0.12, 0.22, 0.22), (s * hx * 0.98, 0.05, 0.1)))
         elif spec.ears == "pointy":
+
             def ear_tf(co, s=s):
                 co = co * [0.22, 0.08, 0.55]
                 ang = s * -0.5
                 x, z = co[:, 0].copy(), co[:, 2].copy()
                 co[:, 0], co[:, 2] = x * math.cos(ang) - z * math.sin(ang), x * math.sin(ang) + z * math.cos(ang)
                 return co + [s * hx * 0.72, 0.1, hz * 0.75]
+
             b.add(f"ear{s}", "cone", "skin", ear_tf)
         elif spec.ears == "floppy":
             b.add(f"ear{s}", "sphere", "hair", _scale_translate((0.16, 0.12, 0.42), (s * hx * 1.02, 0.1, -0.15)))
     # Hair
     if spec.hairdo == "tuft":
         for k, (dx, h) in enumerate(((-0.12, 0.35), (0.0, 0.45), (0.13, 0.32))):
+
             def tuft_tf(co, dx=dx, h=h, k=k):
                 co = co * [0.1, 0.1, h]
                 ang = (k - 1) * -0.35
                 x, z = co[:, 0].copy(), co[:, 2].copy()
                 co[:, 0], co[:, 2] = x * math.cos(ang) - z * math.sin(ang), x * math.sin(ang) + z * math.cos(ang)
                 return co + [dx, -0.05, hz * 0.97 + h * 0.35]
+
             b.add("hair", "cone", "hair", tuft_tf)
     elif spec.hairdo == "cap":
-        b.add("hair", "sphere", "hair", _scale_translate((hx * 1.04, hy * 1.04, hz * 1.04), (0, 0.02, 0.03)), u=48, v=32)
-        b.delete_verts("hair", lambda co: co[:, 2] < 0.42 + 0.5 * np.clip(-co[:, 1], 0, None) ** 2 * 0 + (co[:, 1] < -0.3) * 0.25)
+        b.add(
+            "hair", "sphere", "hair", _scale_translate((hx * 1.04, hy * 1.04, hz * 1.04), (0, 0.02, 0.03)), u=48, v=32
+        )
+        b.delete_verts(
+            "hair", lambda co: co[:, 2] < 0.42 + 0.5 * np.clip(-co[:, 1], 0, None) ** 2 * 0 + (co[:, 1] < -0.3) * 0.25
+        )
     elif spec.hairdo == "spikes":
         for k in range(5):
             ang = (k - 2) * 0.42
+
             def spike_tf(co, ang=ang):
                 co = co * [0.13, 0.13, 0.5]
                 x, z = co[:, 0].copy(), co[:, 2].copy()
                 co[:, 0], co[:, 2] = x * math.cos(ang) - z * math.sin(ang), x * math.sin(ang) + z * math.cos(ang)
                 return co + [math.sin(ang) * hz * 0.95, 0.1, math.cos(ang) * hz * 0.95]
+
             b.add("hair", "cone", "hair", spike_tf)
     elif spec.hairdo == "bun":
-        b.add("hair", "sphere", "hair", _scale_translate((hx * 1.04, hy * 1.05, hz * 1.03), (0, 0.03, 0.02)), u=48, v=32)
+        b.add(
+            "hair", "sphere", "hair", _scale_translate((hx * 1.04, hy * 1.05, hz * 1.03), (0, 0.03, 0.02)), u=48, v=32
+        )
         b.delete_verts("hair", lambda co: (co[:, 2] < 0.35) | ((co[:, 1] < -0.2) & (co[:, 2] < 0.62)))
         b.add("hair", "sphere", "hair", _scale_translate((0.32, 0.32, 0.3), (0, 0.25, hz * 1.05)))
     if spec.glasses:
         for side in ("l", "r"):
             c = eye_centres[side]
+
             def rim_tf(co, c=c):
                 co = co * [1, 1, 1]
                 co = co[:, [0, 2, 1]]  # torus in the XZ plane, facing the camera
                 return co * [er * 1.25, 1, er * 1.3] + c + [0, -er * 0.75, 0]
+
             b.add("glasses", "torus", "glasses", rim_tf, major=1.0, minor=0.05)
-        b.add("glasses", "cylinder", "glasses", lambda co: co[:, [2, 1, 0]] * [0.5 * (2 * eg - 2.5 * er), 0.025, 0.025]
-              + [0, eye_centres["l"][1] - er * 0.75, eh + 0.05])
+        b.add(
+            "glasses",
+            "cylinder",
+            "glasses",
+            lambda co: (
+                co[:, [2, 1, 0]] * [0.5 * (2 * eg - 2.5 * er), 0.025, 0.025]
+                + [0, eye_centres["l"][1] - er * 0.75, eh + 0.05]
+            ),
+        )
 
     parts = b.parts()
     mesh = bpy.data.meshes.new(spec.name)
@@ -336,13 +454,13 @@ def _au_displacement(au: str, base: np.ndarray, parts: dict, spec: CharacterSpec
         return idx, t
 
     if au == "inner_brow_raise":
-        for side, s, c in each_side():
+        for side, s, _ in each_side():
             idx, t = brow(side, s)
             d[idx, 2] += 0.16 * (1 - t) ** 1.3
     elif au == "outer_brow_raise":
-        for side, s, c in each_side():
+        for side, s, _ in each_side():
             idx, t = brow(side, s)
-            d[idx, 2] += 0.14 * t ** 1.3
+            d[idx, 2] += 0.14 * t**1.3
     elif au == "brow_lower":
         for side, s, c in each_side():
             idx, t = brow(side, s)
@@ -357,7 +475,7 @@ def _au_displacement(au: str, base: np.ndarray, parts: dict, spec: CharacterSpec
             idx, t = brow(side, s)
             d[idx, 2] += 0.03
     elif au == "lid_tighten":
-        for side, s, c in each_side():
+        for side, _, c in each_side():
             up, lo = parts[f"{side}_upper_lid"], parts[f"{side}_lower_lid"]
             d[up] += _rot_x(base[up], c, -0.45) - base[up]
             d[lo] += _rot_x(base[lo], c, -0.5) - base[lo]
@@ -391,7 +509,7 @@ def _au_displacement(au: str, base: np.ndarray, parts: dict, spec: CharacterSpec
         above = p[:, 2] >= cz
         is_teeth = np.isin(idx, parts["teeth"])
         if au == "lips_part":
-            d[idx, 2] += (p[:, 2] - cz) * 4.0 * (1 - u ** 2) ** 0.3
+            d[idx, 2] += (p[:, 2] - cz) * 4.0 * (1 - u**2) ** 0.3
             d[idx, 1] += 0.02
         elif au == "jaw_drop":
             d[idx, 2] += (p[:, 2] - cz) * 8.0 - 0.08
@@ -401,11 +519,11 @@ def _au_displacement(au: str, base: np.ndarray, parts: dict, spec: CharacterSpec
             w = np.clip((cz + 0.05 - h[:, 2]) / 0.5, 0, 1) * (h[:, 1] < 0.2)
             d[head, 2] -= 0.22 * w
         elif au == "lip_corner_pull":
-            d[idx, 2] += 0.14 * u ** 2 - 0.02
+            d[idx, 2] += 0.14 * u**2 - 0.02
             d[idx, 0] += p[:, 0] * 0.18
             d[idx[~above], 2] -= 0.04 * (1 - u[~above] ** 2)  # a smile deepens in the middle
         elif au == "lip_corner_depress":
-            d[idx, 2] -= 0.12 * u ** 2
+            d[idx, 2] -= 0.12 * u**2
             d[idx, 2] += 0.02
         elif au == "lip_stretch":
             d[idx, 0] += p[:, 0] * 0.32

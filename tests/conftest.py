@@ -48,8 +48,12 @@ def random_model(tmp_path_factory) -> str:
     torch.manual_seed(0)
     cfg = ExpressionNetConfig(input_size=48)
     net = ExpressionNet(cfg).eval()
-    card = ModelCard(architecture="ExpressionNet", config={**cfg.__dict__, "widths": list(cfg.widths)},
-                     input={"size": 48, "channels": 1, "mean": 0.5, "std": 0.5}, data="random init (tests)")
+    card = ModelCard(
+        architecture="ExpressionNet",
+        config={**cfg.__dict__, "widths": list(cfg.widths)},
+        input={"size": 48, "channels": 1, "mean": 0.5, "std": 0.5},
+        data="random init (tests)",
+    )
     return save_model(net, card, str(tmp_path_factory.mktemp("model") / "random"))
 
 

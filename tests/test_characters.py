@@ -84,15 +84,17 @@ def test_landmarks_move_the_right_way(rendered):
 def test_renderer_is_deterministic_and_resumable(tmp_path):
     from training.render_characters import render_dataset
 
-    a = render_dataset(str(tmp_path / "a"), 1, seed=3, characters=["zee"], size=96, expressions=["joy", "fear"],
-                       progress=False)
+    a = render_dataset(
+        str(tmp_path / "a"), 1, seed=3, characters=["zee"], size=96, expressions=["joy", "fear"], progress=False
+    )
     assert a["rendered"] == 2
     rows = [json.loads(l) for l in open(tmp_path / "a" / "manifest.jsonl")]
     assert {r["path"] for r in rows} == {"zee/zee_joy/zee_joy_00000.png", "zee/zee_fear/zee_fear_00000.png"}
     for r in rows:
         assert set(r["landmarks"]) == set(SEMANTIC_NAMES) and r["aus"] and -15 <= r["view"]["yaw"] <= 15
-    again = render_dataset(str(tmp_path / "a"), 1, seed=3, characters=["zee"], size=96, expressions=["joy", "fear"],
-                           progress=False)
+    again = render_dataset(
+        str(tmp_path / "a"), 1, seed=3, characters=["zee"], size=96, expressions=["joy", "fear"], progress=False
+    )
     assert again["rendered"] == 0 and again["skipped"] == 2
     # Same seed elsewhere: same labels, same pixels. Another seed: other values.
     render_dataset(str(tmp_path / "b"), 1, seed=3, characters=["zee"], size=96, expressions=["joy"], progress=False)
@@ -108,8 +110,9 @@ def test_renderer_is_deterministic_and_resumable(tmp_path):
 def small_library(tmp_path_factory):
     from training.build_library import build_builtin_library
 
-    return build_builtin_library(str(tmp_path_factory.mktemp("lib") / "builtin"), per_expression=1,
-                                 characters=["pip"], size=96)
+    return build_builtin_library(
+        str(tmp_path_factory.mktemp("lib") / "builtin"), per_expression=1, characters=["pip"], size=96
+    )
 
 
 def test_library_round_trips(small_library):
@@ -120,16 +123,21 @@ def test_library_round_trips(small_library):
         assert os.path.isfile(lib.thumbnail(i))
         assert e["pose"]["type"] == "shape_keys" and e["pose"]["target"] == "pip"
         assert len(e["geometry"]) == len(FEATURE_NAMES)
-        np.testing.assert_allclose(geometric_features(lib.semantic(i)), e["geometry"], atol=5e-3)  # points stored to 0.01 px
+        np.testing.assert_allclose(
+            geometric_features(lib.semantic(i)), e["geometry"], atol=5e-3
+        )  # points stored to 0.01 px
     assert lib.content_hash() == load_library(small_library).content_hash()
 
 
-@pytest.mark.parametrize("damage,needle", [
-    ("thumbnail", "thumbnail missing"),
-    ("json", "bad JSON"),
-    ("pose", "unknown pose type"),
-    ("label", "label"),
-])
+@pytest.mark.parametrize(
+    "damage,needle",
+    [
+        ("thumbnail", "thumbnail missing"),
+        ("json", "bad JSON"),
+        ("pose", "unknown pose type"),
+        ("label", "label"),
+    ],
+)
 def test_broken_library_is_refused_naming_the_entry(small_library, tmp_path, damage, needle):
     root = tmp_path / "broken"
     shutil.copytree(small_library, root)

@@ -26,8 +26,9 @@ def test_start_request_and_progress(client, astronaut_path):
     assert info["protocol_version"] and info["models"]["expression"]["loaded"]
     progress = []
     results = []
-    client.request("analyze_batch", {"images": [astronaut_path] * 3, "op": "detect"}, results.append,
-                   on_progress=progress.append)
+    client.request(
+        "analyze_batch", {"images": [astronaut_path] * 3, "op": "detect"}, results.append, on_progress=progress.append
+    )
     deadline = time.time() + 60
     while not results and time.time() < deadline:
         client.drain(block=0.05)
@@ -95,10 +96,14 @@ def test_smoothing_holds_and_uses_hysteresis():
             samples.append((f, [("c", 0.10), ("a", 0.30)]))
     segs = smooth(samples, min_hold=6, hysteresis=0.02)
     assert [s.pose_id for s in segs] == ["a", "c"] and segs[1].start == 20 and segs[-1].end == 39
-    raw_switches = sum(1 for i in range(1, 40) if min(samples[i][1], key=lambda c: c[1])[0]
-                       != min(samples[i - 1][1], key=lambda c: c[1])[0])
+    raw_switches = sum(
+        1
+        for i in range(1, 40)
+        if min(samples[i][1], key=lambda c: c[1])[0] != min(samples[i - 1][1], key=lambda c: c[1])[0]
+    )
     assert raw_switches > 10 and count_switches(segs) == 1
     # Without a face the pose is held; a minimum hold delays even a clear winner.
-    segs = smooth([(0, [("a", 0.1)]), (1, None), (2, [("b", 0.0), ("a", 0.5)]), (8, [("b", 0.0), ("a", 0.5)])],
-                  min_hold=5)
+    segs = smooth(
+        [(0, [("a", 0.1)]), (1, None), (2, [("b", 0.0), ("a", 0.5)]), (8, [("b", 0.0), ("a", 0.5)])], min_hold=5
+    )
     assert segs == [Segment(0, 7, "a"), Segment(8, 8, "b")]

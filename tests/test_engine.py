@@ -91,7 +91,7 @@ def test_largest_of_several_faces_is_reported(engine, astronaut_rgb, tmp_path):
     small = cv2.resize(head, None, fx=0.75, fy=0.75)
     canvas = np.full((300, 480, 3), 200, np.uint8)
     canvas[20:270, 0:240] = head
-    canvas[40:40 + small.shape[0], 270:270 + small.shape[1]] = small
+    canvas[40 : 40 + small.shape[0], 270 : 270 + small.shape[1]] = small
     res = engine.detect(_write(tmp_path / "two.png", canvas))
     assert res["faces_found"] == 2
     assert res["box"][2] < 240  # the larger face is the left one

@@ -134,8 +134,25 @@ def small_library(tmp_path_factory):
     import subprocess
 
     out = str(tmp_path_factory.mktemp("lib") / "lib")
-    subprocess.run([sys.executable, "-m", "training.build_library", "--out", out, "--per-expression", "1",
-                    "--characters", "pip", "--size", "96"], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training.build_library",
+            "--out",
+            out,
+            "--per-expression",
+            "1",
+            "--characters",
+            "pip",
+            "--size",
+            "96",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return out
 
 

@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 from deepexpr_blender import protocol as P
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=40),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=20,
@@ -56,13 +59,23 @@ def _server(stdin: bytes):
     return Server(no_engine, io.BytesIO(stdin), out, max_message_bytes=256), out
 
 
-@given(st.lists(st.one_of(
-    json_values.map(lambda v: json.dumps(v).encode()),
-    st.binary(max_size=80),
-    st.fixed_dictionaries({"jsonrpc": st.sampled_from(["2.0", "1.0", 2]), "id": json_values,
-                           "method": st.one_of(st.text(max_size=12), json_values),
-                           "params": json_values}).map(lambda d: json.dumps(d).encode()),
-), max_size=6))
+@given(
+    st.lists(
+        st.one_of(
+            json_values.map(lambda v: json.dumps(v).encode()),
+            st.binary(max_size=80),
+            st.fixed_dictionaries(
+                {
+                    "jsonrpc": st.sampled_from(["2.0", "1.0", 2]),
+                    "id": json_values,
+                    "method": st.one_of(st.text(max_size=12), json_values),
+                    "params": json_values,
+                }
+            ).map(lambda d: json.dumps(d).encode()),
+        ),
+        max_size=6,
+    )
+)
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 def test_server_answers_every_well_framed_message_and_survives(bodies):
     """Well-framed but arbitrary bodies: each request gets one well-formed JSON-RPC answer, nothing kills the loop,

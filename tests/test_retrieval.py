@@ -29,7 +29,9 @@ def test_js_distance_matches_scipy():
 def _index(dist, geo, labels):
     class Lib:
         root = "/lib"
-        entries = [{"id": f"e{i}", "label": lab, "pose": {"type": "image", "path": "x"}} for i, lab in enumerate(labels)]
+        entries = [
+            {"id": f"e{i}", "label": lab, "pose": {"type": "image", "path": "x"}} for i, lab in enumerate(labels)
+        ]
 
         def thumbnail(self, i):
             return f"/lib/{i}.png"
@@ -70,8 +72,9 @@ pytest.importorskip("bpy", reason="the test library is rendered with bpy")
 def library(tmp_path_factory):
     from training.build_library import build_builtin_library
 
-    return build_builtin_library(str(tmp_path_factory.mktemp("lib") / "builtin"), per_expression=1,
-                                 characters=["pip", "zee"], size=128)
+    return build_builtin_library(
+        str(tmp_path_factory.mktemp("lib") / "builtin"), per_expression=1, characters=["pip", "zee"], size=128
+    )
 
 
 def test_retrieve_ranks_the_library_and_caches_embeddings(engine, astronaut_path, library, tmp_path, monkeypatch):
@@ -95,9 +98,28 @@ def test_retrieve_ranks_the_library_and_caches_embeddings(engine, astronaut_path
 
 def test_retrieve_cli_writes_a_sheet(random_model, astronaut_path, library, tmp_path):
     sheet = tmp_path / "sheet.png"
-    out = subprocess.run([sys.executable, "-m", "backend.cli", "--expression-model", random_model, "retrieve",
-                          astronaut_path, "--library", library, "--top-k", "3", "--json", "--sheet", str(sheet)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backend.cli",
+            "--expression-model",
+            random_model,
+            "retrieve",
+            astronaut_path,
+            "--library",
+            library,
+            "--top-k",
+            "3",
+            "--json",
+            "--sheet",
+            str(sheet),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     assert len(res["candidates"]) == 3 and res["sheet"] == str(sheet)

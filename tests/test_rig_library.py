@@ -34,8 +34,10 @@ def _face_mesh():
     bpy.context.scene.collection.objects.link(obj)
     obj.shape_key_add(name="Basis")
     co = np.array([v.co[:] for v in mesh.vertices])
-    for name, sel, d in (("jaw_open", (co[:, 2] < -0.3) & (co[:, 1] < 0), (0, 0, -0.6)),
-                         ("brow_up", (co[:, 2] > 0.3) & (co[:, 1] < 0), (0, 0, 0.4))):
+    for name, sel, d in (
+        ("jaw_open", (co[:, 2] < -0.3) & (co[:, 1] < 0), (0, 0, -0.6)),
+        ("brow_up", (co[:, 2] > 0.3) & (co[:, 1] < 0), (0, 0, 0.4)),
+    ):
         kb = obj.shape_key_add(name=name)
         new = co + np.where(sel[:, None], np.array(d), 0)
         kb.data.foreach_set("co", new.astype(np.float32).ravel())

@@ -55,7 +55,9 @@ def test_named_expression_targets_move_the_face_the_right_way(engine, astronaut_
 def test_warp_moves_pixels_along_the_landmarks():
     img = np.zeros((120, 120), np.uint8)
     cv2.circle(img, (60, 60), 8, 255, -1)
-    src = np.array([[40.0 + 40 * (i % 2), 40.0 + 40 * (i // 2 % 2)] for i in range(68)]) + np.random.default_rng(0).normal(0, 0.5, (68, 2))
+    src = np.array([[40.0 + 40 * (i % 2), 40.0 + 40 * (i // 2 % 2)] for i in range(68)]) + np.random.default_rng(
+        0
+    ).normal(0, 0.5, (68, 2))
     src[0] = (60, 60)
     dst = src.copy()
     dst[0] = (70, 60)  # drag the blob's point 10 px right
@@ -89,18 +91,46 @@ def random_gan(tmp_path_factory):
 
     torch.manual_seed(0)
     cfg = GanConfig()
-    return save_model(ExpressionGAN(cfg).eval(), ModelCard("ExpressionGAN", cfg.__dict__, classes=[], input={"size": 64}),
-                      str(tmp_path_factory.mktemp("gan") / "gan"))
+    return save_model(
+        ExpressionGAN(cfg).eval(),
+        ModelCard("ExpressionGAN", cfg.__dict__, classes=[], input={"size": 64}),
+        str(tmp_path_factory.mktemp("gan") / "gan"),
+    )
 
 
 def test_generate_cli_warp_and_gan(random_model, random_gan, astronaut_path, tmp_path):
     for method in ("warp", "gan"):
         out = tmp_path / method
-        r = subprocess.run([sys.executable, "-m", "backend.cli", "--expression-model", random_model, "generate",
-                            "--source", astronaut_path, "--expression", "joy", "--frames", "6", "--method", method,
-                            "--out", str(out), "--sheet", str(tmp_path / f"{method}.png"), "--gif",
-                            str(tmp_path / f"{method}.gif"), "--json"], cwd=ROOT, capture_output=True, text=True,
-                           timeout=300, env={**os.environ, "DEEPEXPR_GAN_MODEL": random_gan})
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "backend.cli",
+                "--expression-model",
+                random_model,
+                "generate",
+                "--source",
+                astronaut_path,
+                "--expression",
+                "joy",
+                "--frames",
+                "6",
+                "--method",
+                method,
+                "--out",
+                str(out),
+                "--sheet",
+                str(tmp_path / f"{method}.png"),
+                "--gif",
+                str(tmp_path / f"{method}.gif"),
+                "--json",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "DEEPEXPR_GAN_MODEL": random_gan},
+        )
         assert r.returncode == 0, r.stderr
         res = json.loads(r.stdout)
         frames = [cv2.imread(f) for f in res["frames"]]
@@ -122,18 +152,35 @@ def test_generate_over_the_server_with_progress_and_cancel(random_model, astrona
     try:
         srv.initialize()
         kf = tmp_path / "keys.json"
-        kf.write_text(json.dumps({"keyframes": [{"t": 0.5, "expression": "surprise"}, {"t": 1.0, "expression": "joy"}]}))
+        kf.write_text(
+            json.dumps({"keyframes": [{"t": 0.5, "expression": "surprise"}, {"t": 1.0, "expression": "joy"}]})
+        )
         srv.notifications.clear()
-        res = srv.call("generate_sequence", {"source": astronaut_path, "keyframes": str(kf), "frames": 5,
-                                             "out": str(tmp_path / "kf"), "easing": "linear"})
+        res = srv.call(
+            "generate_sequence",
+            {
+                "source": astronaut_path,
+                "keyframes": str(kf),
+                "frames": 5,
+                "out": str(tmp_path / "kf"),
+                "easing": "linear",
+            },
+        )
         assert len(res["frames"]) == 5 and [n["params"]["done"] for n in srv.notifications] == [1, 2, 3, 4, 5]
-        bad = srv.request("generate_sequence", {"source": astronaut_path, "expression": "joy", "target": "x.png",
-                                                 "out": str(tmp_path / "x")})
+        bad = srv.request(
+            "generate_sequence",
+            {"source": astronaut_path, "expression": "joy", "target": "x.png", "out": str(tmp_path / "x")},
+        )
         assert bad["error"]["data"]["name"] == "INVALID_PARAMS"
         srv.next_id += 1
         rid = srv.next_id
-        srv.send(P.request(rid, "generate_sequence", {"source": astronaut_path, "expression": "fear", "frames": 200,
-                                                      "out": str(tmp_path / "long")}))
+        srv.send(
+            P.request(
+                rid,
+                "generate_sequence",
+                {"source": astronaut_path, "expression": "fear", "frames": 200, "out": str(tmp_path / "long")},
+            )
+        )
         msg = srv.read()
         assert msg.get("method") == "$/progress"
         srv.send(P.notification("$/cancelRequest", {"id": rid}))
@@ -144,8 +191,27 @@ def test_generate_over_the_server_with_progress_and_cancel(random_model, astrona
 
 
 def test_gan_missing_weights_is_model_missing(random_model, astronaut_path, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "backend.cli", "--expression-model", random_model, "generate", "--source",
-                        astronaut_path, "--expression", "joy", "--method", "gan", "--out", str(tmp_path / "o")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "DEEPEXPR_GAN_MODEL": str(tmp_path / "none.safetensors")})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backend.cli",
+            "--expression-model",
+            random_model,
+            "generate",
+            "--source",
+            astronaut_path,
+            "--expression",
+            "joy",
+            "--method",
+            "gan",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DEEPEXPR_GAN_MODEL": str(tmp_path / "none.safetensors")},
+    )
     assert r.returncode == 2 and "MODEL_MISSING" in r.stderr and "none.safetensors" in r.stderr

@@ -62,12 +62,15 @@ def test_work_requests(server, astronaut_path, tmp_path):
     assert os.path.getsize(aligned) > 1000
 
 
-@pytest.mark.parametrize("params,name", [
-    ({"image": "/no/such/file.png"}, "INVALID_IMAGE"),
-    ({}, "INVALID_PARAMS"),
-    ({"image": 42}, "INVALID_PARAMS"),
-    ({"image": "x.png", "box": [1, 2]}, "INVALID_PARAMS"),
-])
+@pytest.mark.parametrize(
+    "params,name",
+    [
+        ({"image": "/no/such/file.png"}, "INVALID_IMAGE"),
+        ({}, "INVALID_PARAMS"),
+        ({"image": 42}, "INVALID_PARAMS"),
+        ({"image": "x.png", "box": [1, 2]}, "INVALID_PARAMS"),
+    ],
+)
 def test_bad_params(server, params, name):
     assert err(server.request("detect", params)) == name
 
@@ -88,8 +91,13 @@ def test_every_bad_input_keeps_the_server_serving(server, astronaut_path, tmp_pa
 
     huge = tmp_path / "huge.png"
     Image.new("L", (20000, 20000)).save(huge)
-    cases = [(empty, "INVALID_IMAGE"), (text, "INVALID_IMAGE"), (trunc, "INVALID_IMAGE"),
-             (noface, "NO_FACE"), (huge, "IMAGE_TOO_LARGE")]
+    cases = [
+        (empty, "INVALID_IMAGE"),
+        (text, "INVALID_IMAGE"),
+        (trunc, "INVALID_IMAGE"),
+        (noface, "NO_FACE"),
+        (huge, "IMAGE_TOO_LARGE"),
+    ]
     for path, name in cases:
         resp = server.request("classify", {"image": str(path)})
         assert err(resp) == name, resp
@@ -113,7 +121,9 @@ def test_malformed_messages(server, astronaut_path):
     assert err(raw(b'{"jsonrpc": "2.0", "id": [1], "method": "detect"}')) == "INVALID_REQUEST"
     assert err(raw(b'{"jsonrpc": "2.0", "id": 8, "method": "detect", "params": [1]}')) == "INVALID_PARAMS"
     # Oversized body: read, discarded, refused; the stream stays in sync.
-    big = json.dumps({"jsonrpc": "2.0", "id": 9, "method": "detect", "params": {"image": "x" * (P.MAX_MESSAGE_BYTES + 10)}})
+    big = json.dumps(
+        {"jsonrpc": "2.0", "id": 9, "method": "detect", "params": {"image": "x" * (P.MAX_MESSAGE_BYTES + 10)}}
+    )
     assert err(raw(big.encode())) == "MESSAGE_TOO_LARGE"
     assert server.call("detect", {"image": astronaut_path})["faces_found"] == 1
 
@@ -150,7 +160,7 @@ def test_capture_from_generated_video(server, astronaut_rgb, tmp_path):
 
     video = str(tmp_path / "clip.avi")
     wr = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 512))
-    for i in range(10):
+    for _ in range(10):
         wr.write(cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR))
     wr.release()
     out = str(tmp_path / "frame.png")

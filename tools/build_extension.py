@@ -25,8 +25,11 @@ def blender_ext_script() -> str:
     spec = importlib.util.find_spec("bpy")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("bpy is not installed: run the README's setup first")
-    found = glob.glob(os.path.join(list(spec.submodule_search_locations)[0], "*", "scripts", "addons_core", "bl_pkg",
-                                   "cli", "blender_ext.py"))
+    found = glob.glob(
+        os.path.join(
+            list(spec.submodule_search_locations)[0], "*", "scripts", "addons_core", "bl_pkg", "cli", "blender_ext.py"
+        )
+    )
     if not found:
         raise SystemExit("blender_ext.py not found inside bpy")
     return found[0]
@@ -34,8 +37,7 @@ def blender_ext_script() -> str:
 
 def stage(dest: str) -> str:
     shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(os.path.join(ROOT, "deepexpr_blender"), dest,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(os.path.join(ROOT, "deepexpr_blender"), dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy(os.path.join(ROOT, "blender_manifest.toml"), dest)
     return dest
 

@@ -25,8 +25,13 @@ from .characters.scene import View
 log = logging.getLogger(__name__)
 
 
-def build_builtin_library(out: str = DEFAULT_LIBRARY, per_expression: int = 3, seed: int = 0, size: int = 256,
-                          characters: list[str] | None = None) -> str:
+def build_builtin_library(
+    out: str = DEFAULT_LIBRARY,
+    per_expression: int = 3,
+    seed: int = 0,
+    size: int = 256,
+    characters: list[str] | None = None,
+) -> str:
     from deepexpr_blender.toon import CHARACTERS, build_character
 
     from .characters.scene import place_camera, project_landmarks, render, reset_scene, set_expression, set_head_pose
@@ -52,14 +57,23 @@ def build_builtin_library(out: str = DEFAULT_LIBRARY, per_expression: int = 3, s
                 rel = f"thumbs/{eid}.png"
                 render(scene, os.path.join(staging, rel))
                 pts = project_landmarks(scene, obj)
-                entries.append({
-                    "id": eid, "label": expr, "thumbnail": rel,
-                    "pose": {"type": "shape_keys", "target": spec.name, "values": values},
-                    "geometry": [round(float(v), 5) for v in geometric_features(pts)],
-                    "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in pts],
-                })
-    fmt.write(staging, "DeepExpr built-in characters",
-              f"training.build_library seed={seed} per_expression={per_expression}", entries, list(FEATURE_NAMES))
+                entries.append(
+                    {
+                        "id": eid,
+                        "label": expr,
+                        "thumbnail": rel,
+                        "pose": {"type": "shape_keys", "target": spec.name, "values": values},
+                        "geometry": [round(float(v), 5) for v in geometric_features(pts)],
+                        "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in pts],
+                    }
+                )
+    fmt.write(
+        staging,
+        "DeepExpr built-in characters",
+        f"training.build_library seed={seed} per_expression={per_expression}",
+        entries,
+        list(FEATURE_NAMES),
+    )
     shutil.rmtree(out, ignore_errors=True)
     os.replace(staging, out)  # the library appears whole or not at all
     log.info("built %d entries in %s (%.1f s)", len(entries), out, time.time() - t0)

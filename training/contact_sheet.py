@@ -1,6 +1,6 @@
 """Contact sheet of every character x every expression (front view, each AU at the middle of its range).
 
-    python -m training.contact_sheet --out docs/characters_contact_sheet.png [--tile 160]
+python -m training.contact_sheet --out docs/characters_contact_sheet.png [--tile 160]
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def make_sheet(out: str, tile: int = 160) -> str:
         place_camera(scene, View())
         row = []
         for expr in exprs:
-            set_expression(obj, {aus[a]: (lo + hi) / 2 + (hi - lo) / 4 for a, (lo, hi) in table["expressions"][expr].items()})
+            set_expression(
+                obj, {aus[a]: (lo + hi) / 2 + (hi - lo) / 4 for a, (lo, hi) in table["expressions"][expr].items()}
+            )
             path = os.path.join(tmp, f"{spec.name}_{expr}.png")
             render(scene, path)
             row.append(cv2.resize(cv2.imread(path), (tile, tile), interpolation=cv2.INTER_AREA))

@@ -28,13 +28,23 @@ from backend.models import CLASSES
 log = logging.getLogger(__name__)
 
 SHARED_DATA = os.path.normpath(
-    os.environ.get("DEEPEXPR_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")))
+    os.environ.get("DEEPEXPR_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+)
 
 # Dataset names -> canonical names. CK+'s contempt has no canonical class: None drops it (said in reports).
 LABEL_MAP = {
-    "angry": "anger", "anger": "anger", "disgust": "disgust", "fear": "fear", "happy": "joy",
-    "happiness": "joy", "joy": "joy", "neutral": "neutral", "sad": "sadness", "sadness": "sadness",
-    "surprise": "surprise", "contempt": None,
+    "angry": "anger",
+    "anger": "anger",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "joy",
+    "happiness": "joy",
+    "joy": "joy",
+    "neutral": "neutral",
+    "sad": "sadness",
+    "sadness": "sadness",
+    "surprise": "surprise",
+    "contempt": None,
 }
 KAGGLE_FER_ORDER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 # Where dlib's detector usually puts the face in a tight 48x48 data set crop (median over FER2013 detections,
@@ -60,7 +70,10 @@ def list_class_folders(root: str) -> list[Item]:
         lab = canonical(d) if os.path.isdir(os.path.join(root, d)) else None
         if lab is None:
             continue
-        items += [Item(p, lab) for p in sorted(glob.glob(os.path.join(root, d, "*.png")) + glob.glob(os.path.join(root, d, "*.jpg")))]
+        items += [
+            Item(p, lab)
+            for p in sorted(glob.glob(os.path.join(root, d, "*.png")) + glob.glob(os.path.join(root, d, "*.jpg")))
+        ]
     return items
 
 
@@ -88,7 +101,7 @@ def list_ferg(root: str) -> list[Item]:
         if not os.path.isdir(cdir):
             continue
         for sub in sorted(os.listdir(cdir)):
-            expr = sub[len(char) + 1:] if sub.startswith(char + "_") else sub
+            expr = sub[len(char) + 1 :] if sub.startswith(char + "_") else sub
             lab = canonical(expr)
             if lab is not None:
                 items += [Item(p, lab, char) for p in sorted(glob.glob(os.path.join(cdir, sub, "*.png")))]
@@ -178,8 +191,12 @@ def crop_cache(items: list[Item], size: int, cache_dir: str = "cache", workers: 
         "subject": np.array([i.subject for i in items]),
     }
     np.savez(path, **data)
-    log.info("cached %d crops (%.1f%% detected, rest placed by the tight-crop box) in %s",
-             len(items), 100 * data["detected"].mean(), path)
+    log.info(
+        "cached %d crops (%.1f%% detected, rest placed by the tight-crop box) in %s",
+        len(items),
+        100 * data["detected"].mean(),
+        path,
+    )
     return data
 
 
@@ -215,7 +232,7 @@ def augment_crop(img: np.ndarray, rng) -> np.ndarray:
         eh, ew = (rng.uniform(0.1, 0.35, size=2) * s).astype(int)
         y0, x0 = rng.randint(0, s - eh), rng.randint(0, s - ew)
         img = img.copy()
-        img[y0:y0 + eh, x0:x0 + ew] = rng.rand()
+        img[y0 : y0 + eh, x0 : x0 + ew] = rng.rand()
     return img.astype(np.float32)
 
 
@@ -247,9 +264,13 @@ def character_crops(root: str, size: int, cache_dir: str = "cache") -> dict:
         sem = np.array([r["landmarks"][n] for n in SEMANTIC_NAMES], dtype=np.float64)
         xs.append(align_face(gray, sem, size=size).crop)
         geos.append(geometric_features(sem))
-    data = {"x": np.stack(xs), "y": np.array([canonical(r["expression"]) for r in rows], dtype=np.int64),
-            "geo": np.stack(geos).astype(np.float32), "character": np.array([r["character"] for r in rows]),
-            "n": np.array([int(os.path.splitext(r["path"])[0].rsplit("_", 1)[1]) for r in rows])}
+    data = {
+        "x": np.stack(xs),
+        "y": np.array([canonical(r["expression"]) for r in rows], dtype=np.int64),
+        "geo": np.stack(geos).astype(np.float32),
+        "character": np.array([r["character"] for r in rows]),
+        "n": np.array([int(os.path.splitext(r["path"])[0].rsplit("_", 1)[1]) for r in rows]),
+    }
     os.makedirs(cache_dir, exist_ok=True)
     np.savez(path, **data)
     return data

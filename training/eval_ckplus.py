@@ -65,23 +65,44 @@ def main(argv: list[str] | None = None) -> None:
     folds = subject_folds([i.subject for i in items], args.folds)
     fold_of = np.array([folds[i.subject] for i in items])
     preds = np.zeros(len(items), dtype=np.int64)
-    per_fold, zero_shot = [], float((predict(human.module, data["x"], torch.device("cpu")).argmax(1) == data["y"]).mean())
+    per_fold, zero_shot = (
+        [],
+        float((predict(human.module, data["x"], torch.device("cpu")).argmax(1) == data["y"]).mean()),
+    )
     for k in range(args.folds):
         tr, te = fold_of != k, fold_of == k
         assert not set(data["subject"][tr]) & set(data["subject"][te])
         net = finetune(human.module, data["x"][tr], data["y"][tr], args.epochs, args.lr, seed=k)
         preds[te] = predict(net, data["x"][te], torch.device("cpu")).argmax(1)
         per_fold.append(float((preds[te] == data["y"][te]).mean()))
-        log.info("fold %d: %d test frames of %d subjects, accuracy %.3f", k, te.sum(), len(set(data["subject"][te])),
-                 per_fold[-1])
+        log.info(
+            "fold %d: %d test frames of %d subjects, accuracy %.3f",
+            k,
+            te.sum(),
+            len(set(data["subject"][te])),
+            per_fold[-1],
+        )
     cm = confusion(data["y"], preds, len(CLASSES))
     os.makedirs(args.out, exist_ok=True)
-    plot_confusion(cm, list(CLASSES), os.path.join(args.out, "confusion_ckplus_10fold.png"),
-                   f"CK+ 10-fold subject-independent: acc {accuracy(cm):.3f}")
-    res = {"accuracy": accuracy(cm), "macro_f1": macro_f1(cm), "per_fold": per_fold, "fold_mean": float(np.mean(per_fold)),
-           "fold_std": float(np.std(per_fold)), "zero_shot_accuracy": zero_shot, "frames": len(items),
-           "subjects": len(folds), "epochs": args.epochs, "contempt": "left out (no canonical class)",
-           "confusion": cm.tolist()}
+    plot_confusion(
+        cm,
+        list(CLASSES),
+        os.path.join(args.out, "confusion_ckplus_10fold.png"),
+        f"CK+ 10-fold subject-independent: acc {accuracy(cm):.3f}",
+    )
+    res = {
+        "accuracy": accuracy(cm),
+        "macro_f1": macro_f1(cm),
+        "per_fold": per_fold,
+        "fold_mean": float(np.mean(per_fold)),
+        "fold_std": float(np.std(per_fold)),
+        "zero_shot_accuracy": zero_shot,
+        "frames": len(items),
+        "subjects": len(folds),
+        "epochs": args.epochs,
+        "contempt": "left out (no canonical class)",
+        "confusion": cm.tolist(),
+    }
     with open(os.path.join(args.out, "ckplus_10fold.json"), "w") as f:
         json.dump(res, f, indent=1)
     print(json.dumps({k: v for k, v in res.items() if k != "confusion"}))

@@ -43,8 +43,9 @@ def gan_frames(model, src: np.ndarray, targets: list[np.ndarray]) -> list[np.nda
 
 
 def metrics(gen: np.ndarray, real: np.ndarray) -> tuple[float, float]:
-    ssim = structural_similarity(real, gen, data_range=255, gaussian_weights=True, sigma=1.5,
-                                 use_sample_covariance=False)
+    ssim = structural_similarity(
+        real, gen, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
     return float(ssim), float(peak_signal_noise_ratio(real, gen, data_range=255))
 
 
@@ -93,12 +94,19 @@ def main(argv: list[str] | None = None) -> None:
     for m in methods:
         sp = np.array([metrics(g, r) for g, r in zip(outs[m], real)])
         pred = classify(expr, outs[m], tgt_px)
-        rows[m] = {"ssim": float(sp[:, 0].mean()), "ssim_std": float(sp[:, 0].std()), "psnr": float(sp[:, 1].mean()),
-                   "psnr_std": float(sp[:, 1].std()),
-                   "expression_accuracy": float((pred[valid] == labels[valid]).mean()) if valid.any() else None}
+        rows[m] = {
+            "ssim": float(sp[:, 0].mean()),
+            "ssim_std": float(sp[:, 0].std()),
+            "psnr": float(sp[:, 1].mean()),
+            "psnr_std": float(sp[:, 1].std()),
+            "expression_accuracy": float((pred[valid] == labels[valid]).mean()) if valid.any() else None,
+        }
     real_pred = classify(expr, real, tgt_px)
-    rows["real target (reference)"] = {"ssim": 1.0, "psnr": float("inf"),
-                                       "expression_accuracy": float((real_pred[valid] == labels[valid]).mean())}
+    rows["real target (reference)"] = {
+        "ssim": 1.0,
+        "psnr": float("inf"),
+        "expression_accuracy": float((real_pred[valid] == labels[valid]).mean()),
+    }
     # Smoothness: transitions neutral -> peak, landmarks interpolated (Eq. 6, linear).
     smooth = {}
     for m in ["warp (piecewise affine)", *gans]:
@@ -113,11 +121,21 @@ def main(argv: list[str] | None = None) -> None:
             f = np.stack(frames).astype(np.float64)
             curves.append(np.abs(np.diff(f, axis=0)).mean(axis=(1, 2)))
         c = np.mean(curves, axis=0)
-        smooth[m] = {"curve": c.tolist(), "mean_step": float(c.mean()), "max_step": float(c.max()),
-                     "max_over_mean": float(c.max() / max(c.mean(), 1e-9))}
-    report = {"fold": args.fold, "pairs": len(pairs), "subjects": int(len(set(data["subject"][test]))),
-              "methods": rows, "smoothness": smooth, "ssim_settings": "skimage structural_similarity(data_range=255, "
-              "gaussian_weights=True, sigma=1.5, use_sample_covariance=False); PSNR data_range=255; 64x64 gray"}
+        smooth[m] = {
+            "curve": c.tolist(),
+            "mean_step": float(c.mean()),
+            "max_step": float(c.max()),
+            "max_over_mean": float(c.max() / max(c.mean(), 1e-9)),
+        }
+    report = {
+        "fold": args.fold,
+        "pairs": len(pairs),
+        "subjects": int(len(set(data["subject"][test]))),
+        "methods": rows,
+        "smoothness": smooth,
+        "ssim_settings": "skimage structural_similarity(data_range=255, "
+        "gaussian_weights=True, sigma=1.5, use_sample_covariance=False); PSNR data_range=255; 64x64 gray",
+    }
     json.dump(report, open(os.path.join(args.out, "gan.json"), "w"), indent=1, default=float)
     _plots(report, args.out)
     _sheets(data, pairs, outs, methods, gans, args)
@@ -156,18 +174,27 @@ def _sheets(data, pairs, outs, methods, gans, args) -> None:
     cv2.imwrite(os.path.join(args.out, "gan_contact_sheet.png"), np.vstack([header, *rows]))
     u, v = pairs[0]
     path = interpolate([(0, data["lm"][u]), (9, data["lm"][v])], 10, "ease_in_out")
-    strips = [np.hstack(cv2.resize(f, (tile, tile)) for f in
-                        [PiecewiseAffineWarper(data["x"][u], px(data["lm"][u])).warp(px(p)) for p in path])]
+    strips = [
+        np.hstack(
+            cv2.resize(f, (tile, tile))
+            for f in [PiecewiseAffineWarper(data["x"][u], px(data["lm"][u])).warp(px(p)) for p in path]
+        )
+    ]
     for g in gans.values():
         strips.append(np.hstack([cv2.resize(f, (tile, tile)) for f in gan_frames(g, data["x"][u], path)]))
     cv2.imwrite(os.path.join(args.out, "gan_transition_strip.png"), np.vstack(strips))
 
 
 def _markdown(report: dict, path: str) -> None:
-    lines = ["# Expression generation on held-out CK+ subjects", "",
-             f"Fold {report['fold']} of 10 held out: {report['subjects']} subjects, {report['pairs']} neutral -> peak "
-             "pairs of the same sequence. Metrics: " + report["ssim_settings"] + ".", "",
-             "| method | SSIM | PSNR (dB) | expression accuracy |", "|---|---:|---:|---:|"]
+    lines = [
+        "# Expression generation on held-out CK+ subjects",
+        "",
+        f"Fold {report['fold']} of 10 held out: {report['subjects']} subjects, {report['pairs']} neutral -> peak "
+        "pairs of the same sequence. Metrics: " + report["ssim_settings"] + ".",
+        "",
+        "| method | SSIM | PSNR (dB) | expression accuracy |",
+        "|---|---:|---:|---:|",
+    ]
     for name, (s, p) in PAPER.items():
         lines.append(f"| {name} | {s:.3f} | {p:.3f} | – |")
     for m, r in report["methods"].items():
@@ -175,15 +202,30 @@ def _markdown(report: dict, path: str) -> None:
         ssim = f"{r['ssim']:.3f} ± {r.get('ssim_std', 0):.3f}"
         psnr = "∞" if r["psnr"] == float("inf") else f"{r['psnr']:.2f} ± {r.get('psnr_std', 0):.2f}"
         lines.append(f"| {m} | {ssim} | {psnr} | {acc} |")
-    lines += ["", "Expression accuracy: the project's human expression network on the generated face, aligned by the "
-              "target landmarks (7 classes; contempt left out).", "", "## Smoothness", "",
-              "| method | mean step | max step | max / mean |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "Expression accuracy: the project's human expression network on the generated face, aligned by the "
+        "target landmarks (7 classes; contempt left out).",
+        "",
+        "## Smoothness",
+        "",
+        "| method | mean step | max step | max / mean |",
+        "|---|---:|---:|---:|",
+    ]
     for m, s in report["smoothness"].items():
         lines.append(f"| {m} | {s['mean_step']:.2f} | {s['max_step']:.2f} | {s['max_over_mean']:.2f} |")
-    lines += ["", "![smoothness](gan_smoothness.png)", "",
-              "Contact sheet (input, methods, real target) for held-out subjects:", "",
-              "![contact sheet](gan_contact_sheet.png)", "", "A transition (warp, then each GAN):", "",
-              "![transition](gan_transition_strip.png)"]
+    lines += [
+        "",
+        "![smoothness](gan_smoothness.png)",
+        "",
+        "Contact sheet (input, methods, real target) for held-out subjects:",
+        "",
+        "![contact sheet](gan_contact_sheet.png)",
+        "",
+        "A transition (warp, then each GAN):",
+        "",
+        "![transition](gan_transition_strip.png)",
+    ]
     open(path, "w", encoding="utf-8").write("\n".join(lines) + "\n")
 
 

@@ -33,10 +33,24 @@ from .transfer import TransferConfig, embed_and_classify, transfer
 log = logging.getLogger(__name__)
 
 PAPER = {  # DeepExpr Table 1 (FERG-DB), per expression
-    "deepexpr": {"anger": 0.213, "disgust": 0.171, "fear": 0.228, "joy": 0.106, "neutral": 0.314, "sadness": 0.149,
-                 "surprise": 0.125},
-    "geometry": {"anger": 0.384, "disgust": 0.386, "fear": 0.419, "joy": 0.276, "neutral": 0.429, "sadness": 0.271,
-                 "surprise": 0.322},
+    "deepexpr": {
+        "anger": 0.213,
+        "disgust": 0.171,
+        "fear": 0.228,
+        "joy": 0.106,
+        "neutral": 0.314,
+        "sadness": 0.149,
+        "surprise": 0.125,
+    },
+    "geometry": {
+        "anger": 0.384,
+        "disgust": 0.386,
+        "fear": 0.419,
+        "joy": 0.276,
+        "neutral": 0.429,
+        "sadness": 0.271,
+        "surprise": 0.322,
+    },
 }
 BETAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 
@@ -65,13 +79,16 @@ def anr_table(net, queries: dict, chars: dict, test_mask: np.ndarray, beta: floa
         c_emb, _ = embed_and_classify(net, chars["x"][m])
         js, geo = distances(q_emb, queries["geo"], c_emb, chars["geo"][m])
         rel = queries["y"][:, None] == chars["y"][m][None]
-        per_char[ch] = {name: average_normalized_rank(d, rel) for name, d in
-                        (("geometry", geo), ("features", js), ("combined", js + beta * geo))}
+        per_char[ch] = {
+            name: average_normalized_rank(d, rel)
+            for name, d in (("geometry", geo), ("features", js), ("combined", js + beta * geo))
+        }
     out = {}
     for method in ("geometry", "features", "combined"):
         anr = np.mean([per_char[ch][method] for ch in characters], axis=0)  # per query, mean over characters
-        out[method] = {c: float(np.nanmean(anr[queries["y"] == k])) for k, c in enumerate(CLASSES)
-                       if (queries["y"] == k).any()}
+        out[method] = {
+            c: float(np.nanmean(anr[queries["y"] == k])) for k, c in enumerate(CLASSES) if (queries["y"] == k).any()
+        }
         out[method]["mean"] = float(np.mean(list(out[method].values())))
     out["per_character"] = {ch: {m: float(np.nanmean(v)) for m, v in d.items()} for ch, d in per_char.items()}
     return out
@@ -92,11 +109,13 @@ def plot_anr(results: dict, path: str, title: str) -> None:
     exprs = [c for c in CLASSES if c in results["features"]]
     x = np.arange(len(exprs))
     fig, ax = plt.subplots(figsize=(9, 4))
-    bars = [("paper geometry", [PAPER["geometry"][e] for e in exprs], "#cccccc"),
-            ("paper DeepExpr", [PAPER["deepexpr"][e] for e in exprs], "#999999"),
-            ("ours geometry", [results["geometry"][e] for e in exprs], "#f4a261"),
-            ("ours features", [results["features"][e] for e in exprs], "#2a9d8f"),
-            ("ours combined", [results["combined"][e] for e in exprs], "#264653")]
+    bars = [
+        ("paper geometry", [PAPER["geometry"][e] for e in exprs], "#cccccc"),
+        ("paper DeepExpr", [PAPER["deepexpr"][e] for e in exprs], "#999999"),
+        ("ours geometry", [results["geometry"][e] for e in exprs], "#f4a261"),
+        ("ours features", [results["features"][e] for e in exprs], "#2a9d8f"),
+        ("ours combined", [results["combined"][e] for e in exprs], "#264653"),
+    ]
     w = 0.16
     for k, (name, vals, color) in enumerate(bars):
         ax.bar(x + (k - 2) * w, vals, w, label=name, color=color)
@@ -130,8 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     characters = sorted(set(chars["character"].tolist()))
     train_mask = chars["n"] < args.train_per_expression
     test_mask = ~train_mask
-    fer = {s: crop_cache(list_class_folders(os.path.join(SHARED_DATA, "fer2013", s)), size, tag=f"fer2013-{s}",
-                         workers=1) for s in ("val", "test")}
+    fer = {
+        s: crop_cache(list_class_folders(os.path.join(SHARED_DATA, "fer2013", s)), size, tag=f"fer2013-{s}", workers=1)
+        for s in ("val", "test")
+    }
     ck = crop_cache(list_ckplus(os.path.join(SHARED_DATA, "ckplus48")), size, tag="ckplus48", workers=1)
     train_items = list_class_folders(os.path.join(SHARED_DATA, "fer2013", "train"))
     rng = np.random.default_rng(0)
@@ -146,10 +167,17 @@ def main(argv: list[str] | None = None) -> None:
         "transfer, characters only (paper)": transfer(human.module, cx, cy, dataclasses.replace(cfg, human_mix=0.0)),
         "transfer, characters + human replay": transfer(human.module, cx, cy, cfg, hx, hy),
     }
-    report: dict = {"variants": {}, "setup": {
-        "characters": characters, "character_test_images": int(test_mask.sum()),
-        "character_train_images": int(train_mask.sum()), "fer_test_queries": int(len(fer["test"]["y"])),
-        "ckplus_queries": int(len(ck["y"])), "human_replay": int(len(hy))}}
+    report: dict = {
+        "variants": {},
+        "setup": {
+            "characters": characters,
+            "character_test_images": int(test_mask.sum()),
+            "character_train_images": int(train_mask.sum()),
+            "fer_test_queries": int(len(fer["test"]["y"])),
+            "ckplus_queries": int(len(ck["y"])),
+            "human_replay": int(len(hy)),
+        },
+    }
     # beta is chosen on FER2013 val with the shared model, then frozen for every test number.
     shared = variants["transfer, characters + human replay"]
     val_scores = {b: anr_table(shared, fer["val"], chars, test_mask, b, characters)["combined"]["mean"] for b in BETAS}
@@ -172,9 +200,12 @@ def main(argv: list[str] | None = None) -> None:
         own = transfer(human.module, chars["x"][m], chars["y"][m], cfg, hx, hy)
         t_own = anr_table(own, fer["test"], chars, test_mask, beta, [ch])
         t_shared = anr_table(shared, fer["test"], chars, test_mask, beta, [ch])
-        per_char[ch] = {"own_model_combined": t_own["combined"]["mean"], "shared_model_combined": t_shared["combined"]["mean"],
-                        "own_model_char_acc": accuracy(own, chars, test_mask & (chars["character"] == ch)),
-                        "shared_model_char_acc": accuracy(shared, chars, test_mask & (chars["character"] == ch))}
+        per_char[ch] = {
+            "own_model_combined": t_own["combined"]["mean"],
+            "shared_model_combined": t_shared["combined"]["mean"],
+            "own_model_char_acc": accuracy(own, chars, test_mask & (chars["character"] == ch)),
+            "shared_model_char_acc": accuracy(shared, chars, test_mask & (chars["character"] == ch)),
+        }
     report["per_character_models"] = per_char
     # Leave one character out: the model never saw the character it is evaluated on.
     loco = {}
@@ -188,27 +219,41 @@ def main(argv: list[str] | None = None) -> None:
     report["seconds"] = round(time.time() - t0, 1)
     with open(os.path.join(args.out, "retrieval.json"), "w") as f:
         json.dump(report, f, indent=1)
-    plot_anr(report["variants"]["transfer, characters + human replay"]["fer_test"],
-             os.path.join(args.out, "anr_fer_test.png"), "ANR per expression, FER2013 test queries")
-    plot_anr(report["variants"]["transfer, characters + human replay"]["ckplus"],
-             os.path.join(args.out, "anr_ckplus.png"), "ANR per expression, CK+ queries")
+    plot_anr(
+        report["variants"]["transfer, characters + human replay"]["fer_test"],
+        os.path.join(args.out, "anr_fer_test.png"),
+        "ANR per expression, FER2013 test queries",
+    )
+    plot_anr(
+        report["variants"]["transfer, characters + human replay"]["ckplus"],
+        os.path.join(args.out, "anr_ckplus.png"),
+        "ANR per expression, CK+ queries",
+    )
     write_markdown(report, os.path.join(args.out, "retrieval.md"))
     if args.export:
         s = report["variants"]["transfer, characters + human replay"]
         card = ModelCard(
-            architecture="ExpressionNet", config={**dataclasses.asdict(shared.cfg), "widths": list(shared.cfg.widths)},
-            classes=list(CLASSES), input=dict(human.card.input),
-            data=("Convolutional layers: the human network (FER2013, non-commercial research terms). Head: the "
-                  f"project's procedural characters ({', '.join(characters)}, rendered by training.render_characters) "
-                  "with FER2013 train crops mixed in. Inherits FER2013's non-commercial restriction."),
-            metrics={"fer_test_anr_combined_mean": round(s["fer_test"]["combined"]["mean"], 4),
-                     "ckplus_anr_combined_mean": round(s["ckplus"]["combined"]["mean"], 4),
-                     "char_test_accuracy": round(s["char_test_accuracy"], 4),
-                     "fer_test_accuracy": round(s["fer_test_accuracy"], 4), "beta": beta},
+            architecture="ExpressionNet",
+            config={**dataclasses.asdict(shared.cfg), "widths": list(shared.cfg.widths)},
+            classes=list(CLASSES),
+            input=dict(human.card.input),
+            data=(
+                "Convolutional layers: the human network (FER2013, non-commercial research terms). Head: the "
+                f"project's procedural characters ({', '.join(characters)}, rendered by training.render_characters) "
+                "with FER2013 train crops mixed in. Inherits FER2013's non-commercial restriction."
+            ),
+            metrics={
+                "fer_test_anr_combined_mean": round(s["fer_test"]["combined"]["mean"], 4),
+                "ckplus_anr_combined_mean": round(s["ckplus"]["combined"]["mean"], 4),
+                "char_test_accuracy": round(s["char_test_accuracy"], 4),
+                "fer_test_accuracy": round(s["fer_test_accuracy"], 4),
+                "beta": beta,
+            },
             reproduce=f"python -m training.evaluate_retrieval --human-model {args.human_model} --chars {args.chars} "
-                      f"--export {args.export}",
+            f"--export {args.export}",
             notes="Shared human/character embedding (DeepExpr transfer): features frozen, fc1 re-initialised "
-                  "(lr 3e-3), fc2 fine-tuned (lr 3e-4), 40 epochs on pooled features with mirrored copies.")
+            "(lr 3e-3), fc2 fine-tuned (lr 3e-4), 40 epochs on pooled features with mirrored copies.",
+        )
         save_model(shared, card, args.export)
     print(json.dumps({k: report[k] for k in ("beta", "seconds")}))
 
@@ -222,32 +267,65 @@ def write_markdown(report: dict, path: str) -> None:
     s = report["setup"]
     head = "| | " + " | ".join(CLASSES) + " | mean |\n|---|" + "---:|" * (len(CLASSES) + 1)
     paper = {k: {**v, "mean": float(np.mean(list(v.values())))} for k, v in PAPER.items()}
-    lines = ["# DeepExpr retrieval evaluation", "",
-             f"Character database: {s['character_test_images']} held-out renders of {', '.join(s['characters'])} "
-             f"(transfer trained on {s['character_train_images']} others). Queries: {s['fer_test_queries']} FER2013 "
-             f"test faces and {s['ckplus_queries']} CK+ frames (contempt left out: no canonical class). ANR is "
-             "averaged over the four characters' databases; 0 is perfect, 0.5 chance. "
-             f"Combined = JS + {report['beta']['chosen']} x geo, beta chosen on FER2013 val.", ""]
+    lines = [
+        "# DeepExpr retrieval evaluation",
+        "",
+        f"Character database: {s['character_test_images']} held-out renders of {', '.join(s['characters'])} "
+        f"(transfer trained on {s['character_train_images']} others). Queries: {s['fer_test_queries']} FER2013 "
+        f"test faces and {s['ckplus_queries']} CK+ frames (contempt left out: no canonical class). ANR is "
+        "averaged over the four characters' databases; 0 is perfect, 0.5 chance. "
+        f"Combined = JS + {report['beta']['chosen']} x geo, beta chosen on FER2013 val.",
+        "",
+    ]
     for name, v in report["variants"].items():
         for qname, key in (("FER2013 test", "fer_test"), ("CK+", "ckplus")):
             t = v[key]
-            lines += [f"## {name}: {qname} queries", "", head, _row("paper: geometry", paper["geometry"]),
-                      _row("paper: DeepExpr", paper["deepexpr"]), _row("ours: geometry only", t["geometry"]),
-                      _row("ours: features only", t["features"]), _row("ours: combined", t["combined"]), ""]
-        lines += [f"Accuracy: characters (held-out renders) {v['char_test_accuracy']:.3f}, FER2013 test "
-                  f"{v['fer_test_accuracy']:.3f}, CK+ {v['ckplus_accuracy']:.3f}.", ""]
-    lines += ["## One model for all characters, or one per character", "",
-              "| character | own model ANR | shared model ANR | own model accuracy | shared model accuracy |",
-              "|---|---:|---:|---:|---:|"]
+            lines += [
+                f"## {name}: {qname} queries",
+                "",
+                head,
+                _row("paper: geometry", paper["geometry"]),
+                _row("paper: DeepExpr", paper["deepexpr"]),
+                _row("ours: geometry only", t["geometry"]),
+                _row("ours: features only", t["features"]),
+                _row("ours: combined", t["combined"]),
+                "",
+            ]
+        lines += [
+            f"Accuracy: characters (held-out renders) {v['char_test_accuracy']:.3f}, FER2013 test "
+            f"{v['fer_test_accuracy']:.3f}, CK+ {v['ckplus_accuracy']:.3f}.",
+            "",
+        ]
+    lines += [
+        "## One model for all characters, or one per character",
+        "",
+        "| character | own model ANR | shared model ANR | own model accuracy | shared model accuracy |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for ch, d in report["per_character_models"].items():
-        lines.append(f"| {ch} | {d['own_model_combined']:.3f} | {d['shared_model_combined']:.3f} | "
-                     f"{d['own_model_char_acc']:.3f} | {d['shared_model_char_acc']:.3f} |")
-    lines += ["", "## Leave one character out (FER2013 test queries)", "",
-              "| held-out character | geometry | features | combined | accuracy on it |", "|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {ch} | {d['own_model_combined']:.3f} | {d['shared_model_combined']:.3f} | "
+            f"{d['own_model_char_acc']:.3f} | {d['shared_model_char_acc']:.3f} |"
+        )
+    lines += [
+        "",
+        "## Leave one character out (FER2013 test queries)",
+        "",
+        "| held-out character | geometry | features | combined | accuracy on it |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for ch, d in report["leave_one_character_out"].items():
-        lines.append(f"| {ch} | {d['geometry']:.3f} | {d['features']:.3f} | {d['combined']:.3f} | {d['char_acc']:.3f} |")
-    lines += ["", "![ANR per expression, FER2013 test](anr_fer_test.png)", "", "![ANR, CK+](anr_ckplus.png)", "",
-              f"Run time: {report['seconds']} s on the 2-core CPU."]
+        lines.append(
+            f"| {ch} | {d['geometry']:.3f} | {d['features']:.3f} | {d['combined']:.3f} | {d['char_acc']:.3f} |"
+        )
+    lines += [
+        "",
+        "![ANR per expression, FER2013 test](anr_fer_test.png)",
+        "",
+        "![ANR, CK+](anr_ckplus.png)",
+        "",
+        f"Run time: {report['seconds']} s on the 2-core CPU.",
+    ]
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -48,11 +48,20 @@ def load_pairs_dataset(root: str = os.path.join(SHARED_DATA, "ckplus_pairs"), ca
         crops.append(crop.image)
         lms.append(normalize_landmarks(crop.points(fa.points68)))
         keep.append(r)
-    lab = [NEUTRAL if r["expression"] == "neutral" else (canonical(r["expression"]) if canonical(r["expression"])
-                                                          is not None else len(CLASSES)) for r in keep]
-    data = {"x": np.stack(crops), "lm": np.stack(lms).astype(np.float32), "label": np.array(lab),
-            "subject": np.array([r["subject"] for r in keep]), "sequence": np.array([r["sequence"] for r in keep]),
-            "expression": np.array([r["expression"] for r in keep])}
+    lab = [
+        NEUTRAL
+        if r["expression"] == "neutral"
+        else (canonical(r["expression"]) if canonical(r["expression"]) is not None else len(CLASSES))
+        for r in keep
+    ]
+    data = {
+        "x": np.stack(crops),
+        "lm": np.stack(lms).astype(np.float32),
+        "label": np.array(lab),
+        "subject": np.array([r["subject"] for r in keep]),
+        "sequence": np.array([r["sequence"] for r in keep]),
+        "expression": np.array([r["expression"] for r in keep]),
+    }
     os.makedirs(cache_dir, exist_ok=True)
     np.savez(path, **data)
     return data
@@ -76,8 +85,14 @@ def triplets(data: dict, mask: np.ndarray) -> np.ndarray:
 
 def neutral_to_peak(data: dict, mask: np.ndarray) -> np.ndarray:
     """(neutral, peak) index pairs of the same sequence within ``mask`` (the evaluation pairs)."""
-    neutral = {(data["subject"][i], data["sequence"][i]): i for i in np.nonzero(mask)[0]
-               if data["expression"][i] == "neutral"}
-    return np.array([(neutral[(data["subject"][i], data["sequence"][i])], i) for i in np.nonzero(mask)[0]
-                     if data["expression"][i] != "neutral" and (data["subject"][i], data["sequence"][i]) in neutral],
-                    dtype=np.int64)
+    neutral = {
+        (data["subject"][i], data["sequence"][i]): i for i in np.nonzero(mask)[0] if data["expression"][i] == "neutral"
+    }
+    return np.array(
+        [
+            (neutral[(data["subject"][i], data["sequence"][i])], i)
+            for i in np.nonzero(mask)[0]
+            if data["expression"][i] != "neutral" and (data["subject"][i], data["sequence"][i]) in neutral
+        ],
+        dtype=np.int64,
+    )

@@ -66,9 +66,12 @@ def main() -> None:
         if a is None or b is None:
             continue
         deltas[CLASSES[lab]].append(to_template(b) - to_template(a))
-    out = {"description": __doc__.split("\n")[1], "units": "template coordinates (unit crop, see backend.align)",
-           "counts": {k: len(v) for k, v in deltas.items()},
-           "deltas": {k: np.round(np.mean(v, axis=0), 5).tolist() for k, v in deltas.items()}}
+    out = {
+        "description": __doc__.split("\n")[1],
+        "units": "template coordinates (unit crop, see backend.align)",
+        "counts": {k: len(v) for k, v in deltas.items()},
+        "deltas": {k: np.round(np.mean(v, axis=0), 5).tolist() for k, v in deltas.items()},
+    }
     out["deltas"]["neutral"] = np.zeros((68, 2)).tolist()
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(out, f)

@@ -43,9 +43,15 @@ def main() -> None:
             continue
         feats.append(geometric_features(semantic_from_68(fa.points68)))
     f = np.array(feats, dtype=np.float64)
-    out = {"feature_names": list(FEATURE_NAMES),
-           "human": {"mean": np.round(f.mean(0), 5).tolist(), "std": np.round(f.std(0), 5).tolist(), "n": len(f),
-                     "source": f"engine landmarks on CK+ frames (neutral and peak, all expressions): {len(f)} faces"}}
+    out = {
+        "feature_names": list(FEATURE_NAMES),
+        "human": {
+            "mean": np.round(f.mean(0), 5).tolist(),
+            "std": np.round(f.std(0), 5).tolist(),
+            "n": len(f),
+            "source": f"engine landmarks on CK+ frames (neutral and peak, all expressions): {len(f)} faces",
+        },
+    }
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(out, fh, indent=1)
     print(json.dumps(out["human"]))

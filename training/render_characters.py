@@ -30,9 +30,16 @@ log = logging.getLogger(__name__)
 ENGINES = {"workbench": "BLENDER_WORKBENCH", "cycles": "CYCLES", "eevee": "BLENDER_EEVEE"}
 
 
-def render_dataset(out: str, per_expression: int, seed: int = 0, characters: list[str] | None = None,
-                   size: int = 256, engine: str = "workbench", expressions: list[str] | None = None,
-                   progress: bool = True) -> dict:
+def render_dataset(
+    out: str,
+    per_expression: int,
+    seed: int = 0,
+    characters: list[str] | None = None,
+    size: int = 256,
+    engine: str = "workbench",
+    expressions: list[str] | None = None,
+    progress: bool = True,
+) -> dict:
     from deepexpr_blender.toon import CHARACTERS, build_character
 
     from .characters.scene import place_camera, project_landmarks, render, reset_scene, set_expression, set_head_pose
@@ -59,8 +66,12 @@ def render_dataset(out: str, per_expression: int, seed: int = 0, characters: lis
     rendered, t0 = 0, time.time()
     with open(manifest_path, "a", encoding="utf-8") as manifest:
         for spec in specs:
-            todo = [(e, n) for e in exprs for n in range(per_expression)
-                    if f"{spec.name}/{spec.name}_{e}/{spec.name}_{e}_{n:05d}.png" not in done]
+            todo = [
+                (e, n)
+                for e in exprs
+                for n in range(per_expression)
+                if f"{spec.name}/{spec.name}_{e}/{spec.name}_{e}_{n:05d}.png" not in done
+            ]
             if not todo:
                 continue
             scene = reset_scene(size, ENGINES[engine])
@@ -75,17 +86,30 @@ def render_dataset(out: str, per_expression: int, seed: int = 0, characters: lis
                 place_camera(scene, view)
                 render(scene, os.path.join(out, rel))
                 pts = project_landmarks(scene, obj)
-                row = {"path": rel, "character": spec.name, "expression": expr, "aus": values, **info,
-                       "view": asdict(view), "landmarks": {k: [round(float(x), 2), round(float(y), 2)]
-                                                           for k, (x, y) in zip(SEMANTIC_NAMES, pts)}}
+                row = {
+                    "path": rel,
+                    "character": spec.name,
+                    "expression": expr,
+                    "aus": values,
+                    **info,
+                    "view": asdict(view),
+                    "landmarks": {
+                        k: [round(float(x), 2), round(float(y), 2)] for k, (x, y) in zip(SEMANTIC_NAMES, pts)
+                    },
+                }
                 manifest.write(json.dumps(row) + "\n")
                 manifest.flush()
                 rendered += 1
                 bar.update(1)
     bar.close()
     secs = time.time() - t0
-    return {"rendered": rendered, "skipped": len(done), "seconds": round(secs, 2),
-            "renders_per_second": round(rendered / secs, 2) if rendered else None, "manifest": manifest_path}
+    return {
+        "rendered": rendered,
+        "skipped": len(done),
+        "seconds": round(secs, 2),
+        "renders_per_second": round(rendered / secs, 2) if rendered else None,
+        "manifest": manifest_path,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,8 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--engine", choices=sorted(ENGINES), default="workbench")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    stats = render_dataset(args.out, args.per_expression, args.seed, args.characters, args.size, args.engine,
-                           args.expressions)
+    stats = render_dataset(
+        args.out, args.per_expression, args.seed, args.characters, args.size, args.engine, args.expressions
+    )
     print(json.dumps(stats))
 
 

@@ -66,14 +66,27 @@ def make_loaders(dc: DataConfig, tc: TrainConfig, di: dist.DistInfo):
         items = list_class_folders(os.path.join(dc.root, split))
         if dc.limit:
             items = items[: dc.limit]
-        splits[split] = crop_cache(items, dc.size, dc.cache_dir, workers=dc.workers if di.is_main else 1,
-                                   tag=f"{os.path.basename(os.path.normpath(dc.root))}-{split}")
+        splits[split] = crop_cache(
+            items,
+            dc.size,
+            dc.cache_dir,
+            workers=dc.workers if di.is_main else 1,
+            tag=f"{os.path.basename(os.path.normpath(dc.root))}-{split}",
+        )
     train_ds = CropDataset(splits["train"]["x"], splits["train"]["y"], augment=True)
     sampler = DistributedSampler(train_ds, di.world_size, di.rank, shuffle=True, seed=tc.seed) if di.enabled else None
     g = torch.Generator().manual_seed(tc.seed + di.rank)
-    train = DataLoader(train_ds, tc.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
-                       num_workers=min(dc.workers, 2) if not di.enabled else 0, worker_init_fn=worker_init,
-                       generator=g, persistent_workers=dc.workers > 0 and not di.enabled)
+    train = DataLoader(
+        train_ds,
+        tc.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=min(dc.workers, 2) if not di.enabled else 0,
+        worker_init_fn=worker_init,
+        generator=g,
+        persistent_workers=dc.workers > 0 and not di.enabled,
+    )
     return train, splits
 
 
@@ -83,7 +96,7 @@ def predict(model: torch.nn.Module, x: np.ndarray, device: torch.device, flip_tt
     model.eval()
     out = []
     for i in range(0, len(x), 512):
-        t = (torch.from_numpy(x[i:i + 512].astype(np.float32) / 255.0) - 0.5) / 0.5
+        t = (torch.from_numpy(x[i : i + 512].astype(np.float32) / 255.0) - 0.5) / 0.5
         t = t[:, None].to(device)
         p = F.softmax(model(t), 1)
         if flip_tta:
@@ -105,7 +118,11 @@ def main(argv: list[str] | None = None) -> None:
     add_dataclass_args(ap, TrainConfig)
     ap.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     args = ap.parse_args(argv)
-    dc, mc, tc = from_args(DataConfig, args, "data_"), from_args(ExpressionNetConfig, args, "model_"), from_args(TrainConfig, args)
+    dc, mc, tc = (
+        from_args(DataConfig, args, "data_"),
+        from_args(ExpressionNetConfig, args, "model_"),
+        from_args(TrainConfig, args),
+    )
     mc = dataclasses.replace(mc, input_size=dc.size)
     cfg = {"data": dataclasses.asdict(dc), "model": dataclasses.asdict(mc), "train": dataclasses.asdict(tc)}
     if args.dry_run:
@@ -115,8 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     if tc.threads:
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed, di.rank)
-    logging.basicConfig(level=logging.INFO if di.is_main else logging.WARNING,
-                        format=f"%(asctime)s [rank {di.rank}] %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if di.is_main else logging.WARNING, format=f"%(asctime)s [rank {di.rank}] %(message)s"
+    )
     run_dir = ""
     if di.is_main:
         run_dir = new_run_dir(tc.runs_root, "expression-" + os.path.basename(os.path.normpath(dc.root)))
@@ -140,8 +158,9 @@ def main(argv: list[str] | None = None) -> None:
         if ck["sched"].get("total_steps") == total:
             sched.load_state_dict(ck["sched"])
         else:  # more epochs (or another world size) than the checkpointed run: the schedule is re-laid
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, tc.lr, total_steps=total, pct_start=0.15,
-                                                        last_epoch=min(start * len(train), total) - 1)
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, tc.lr, total_steps=total, pct_start=0.15, last_epoch=min(start * len(train), total) - 1
+            )
         log.info("resumed from %s at epoch %d", tc.resume, start)
     if tc.resume and di.is_main:  # the resumed run's best weights stay the best until beaten
         prev_best = os.path.join(os.path.dirname(tc.resume), "best.pt")
@@ -170,14 +189,33 @@ def main(argv: list[str] | None = None) -> None:
         sums = dist.all_reduce_sum(torch.tensor([tot, correct, n], dtype=torch.float64))
         if di.is_main:
             val = evaluate(model, splits["val"], di.device)
-            row = {"epoch": epoch, "loss": sums[0].item() / sums[2].item(), "train_acc": sums[1].item() / sums[2].item(),
-                   "val_acc": val["acc"], "val_macro_f1": val["macro_f1"], "lr": sched.get_last_lr()[0],
-                   "seconds": time.time() - t0}
+            row = {
+                "epoch": epoch,
+                "loss": sums[0].item() / sums[2].item(),
+                "train_acc": sums[1].item() / sums[2].item(),
+                "val_acc": val["acc"],
+                "val_macro_f1": val["macro_f1"],
+                "lr": sched.get_last_lr()[0],
+                "seconds": time.time() - t0,
+            }
             stats.write(**row)
-            log.info("epoch %d loss %.3f train %.3f val %.3f (%.0fs)", epoch, row["loss"], row["train_acc"],
-                     val["acc"], row["seconds"])
-            state = {"epoch": epoch, "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                     "best": max(best, val["acc"]), "config": cfg, "version": 1}
+            log.info(
+                "epoch %d loss %.3f train %.3f val %.3f (%.0fs)",
+                epoch,
+                row["loss"],
+                row["train_acc"],
+                val["acc"],
+                row["seconds"],
+            )
+            state = {
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "best": max(best, val["acc"]),
+                "config": cfg,
+                "version": 1,
+            }
             save_checkpoint(os.path.join(run_dir, "checkpoints", "last.pt"), **state)
             if val["acc"] > best:
                 best = val["acc"]
@@ -192,23 +230,36 @@ def finish(run_dir: str, model, splits: dict, mc, dc, tc, device) -> None:
     ck = load_checkpoint(os.path.join(run_dir, "checkpoints", "best.pt"))
     model.load_state_dict(ck["model"])
     test = evaluate(model, splits["test"], device)
-    plot_confusion(test["cm"], list(CLASSES), os.path.join(run_dir, "confusion_test.png"),
-                   f"FER2013 test: acc {test['acc']:.3f}, macro-F1 {test['macro_f1']:.3f}")
-    metrics = {"fer2013_test_accuracy": round(test["acc"], 4), "fer2013_test_macro_f1": round(test["macro_f1"], 4),
-               "fer2013_val_accuracy": round(ck["best"], 4), "best_epoch": ck["epoch"],
-               "test_size": int(len(splits["test"]["y"])), "flip_tta": True}
+    plot_confusion(
+        test["cm"],
+        list(CLASSES),
+        os.path.join(run_dir, "confusion_test.png"),
+        f"FER2013 test: acc {test['acc']:.3f}, macro-F1 {test['macro_f1']:.3f}",
+    )
+    metrics = {
+        "fer2013_test_accuracy": round(test["acc"], 4),
+        "fer2013_test_macro_f1": round(test["macro_f1"], 4),
+        "fer2013_val_accuracy": round(ck["best"], 4),
+        "best_epoch": ck["epoch"],
+        "test_size": int(len(splits["test"]["y"])),
+        "flip_tta": True,
+    }
     with open(os.path.join(run_dir, "metrics.json"), "w") as f:
         json.dump({**metrics, "confusion": test["cm"].tolist()}, f, indent=2)
     log.info("test: %s", metrics)
     if tc.export_to:
         card = ModelCard(
-            architecture="ExpressionNet", config=dataclasses.asdict(mc), classes=list(CLASSES),
+            architecture="ExpressionNet",
+            config=dataclasses.asdict(mc),
+            classes=list(CLASSES),
             input={"size": dc.size, "channels": 1, "mean": 0.5, "std": 0.5, "alignment": "backend.align (template68)"},
             data="FER2013 (../shared/data/fer2013 train split, 25,117 faces): non-commercial research use only; "
-                 "these weights inherit that restriction.",
+            "these weights inherit that restriction.",
             metrics=metrics,
-            reproduce="python -m training.train_expression " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in [("epochs", tc.epochs), ("lr", tc.lr), ("seed", tc.seed)]),
+            reproduce="python -m training.train_expression "
+            + " ".join(
+                f"--{k.replace('_', '-')} {v}" for k, v in [("epochs", tc.epochs), ("lr", tc.lr), ("seed", tc.seed)]
+            ),
         )
         save_model(model.cpu(), card, tc.export_to)
         log.info("exported %s.safetensors", tc.export_to)

@@ -57,9 +57,17 @@ class GanTrainConfig:
 
 def flip_landmarks(lm: torch.Tensor) -> torch.Tensor:
     """Mirror normalized 68-point landmarks horizontally (x -> -x, left/right points swapped)."""
-    perm = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + list(range(27, 31)) + list(range(35, 30, -1))
-            + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40] + list(range(54, 47, -1)) + list(range(59, 54, -1))
-            + list(range(64, 59, -1)) + list(range(67, 64, -1)))
+    perm = (
+        list(range(16, -1, -1))
+        + list(range(26, 16, -1))
+        + list(range(27, 31))
+        + list(range(35, 30, -1))
+        + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+        + list(range(54, 47, -1))
+        + list(range(59, 54, -1))
+        + list(range(64, 59, -1))
+        + list(range(67, 64, -1))
+    )
     out = lm[:, perm].clone()
     out[..., 0] = -out[..., 0]
     return out
@@ -108,8 +116,13 @@ def main(argv: list[str] | None = None) -> None:
         os.makedirs(os.path.join(run_dir, "samples"))
         json.dump(cfg, open(os.path.join(run_dir, "config.json"), "w"), indent=2)
         logging.getLogger().addHandler(logging.FileHandler(os.path.join(run_dir, "log.txt")))
-        log.info("run %s: %d training triplets from %d frames, fold %d held out", run_dir, len(pairs),
-                 int(train_mask.sum()), tc.fold)
+        log.info(
+            "run %s: %d training triplets from %d frames, fold %d held out",
+            run_dir,
+            len(pairs),
+            int(train_mask.sum()),
+            tc.fold,
+        )
     stats = StatsLog(run_dir) if di.is_main else None
     g = torch.Generator().manual_seed(tc.seed + di.rank)
     l1, l2, l3 = tc.lambdas
@@ -154,30 +167,60 @@ def main(argv: list[str] | None = None) -> None:
                     p.grad /= di.world_size
         opt_g.step()
         if di.is_main and (step % 50 == 0 or step == tc.iterations - 1):
-            stats.write(step=step, loss_d=float(loss_d), loss_g=float(loss_g), contr=float(l_contr),
-                        adv=float(l_adv), l1=float(l_img), lm=float(l_lm), seconds=round(time.time() - t0, 1))
+            stats.write(
+                step=step,
+                loss_d=float(loss_d),
+                loss_g=float(loss_g),
+                contr=float(l_contr),
+                adv=float(l_adv),
+                l1=float(l_img),
+                lm=float(l_lm),
+                seconds=round(time.time() - t0, 1),
+            )
         if di.is_main and (step % tc.sample_every == 0 or step == tc.iterations - 1):
             import cv2
 
             grid = torch.cat([iu[:8], fake[:8].detach(), iv[:8]], 0)
             grid = ((grid[:, 0].cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
-            rows = [np.hstack(list(grid[i * 8:(i + 1) * 8])) for i in range(3)]
+            rows = [np.hstack(list(grid[i * 8 : (i + 1) * 8])) for i in range(3)]
             cv2.imwrite(os.path.join(run_dir, "samples", f"{step:06d}.png"), np.vstack(rows))
-            save_checkpoint(os.path.join(run_dir, "checkpoints", "last.pt"), step=step, model=model.state_dict(),
-                            critic=critic.state_dict(), opt_g=opt_g.state_dict(), opt_d=opt_d.state_dict(),
-                            config=cfg, version=1)
+            save_checkpoint(
+                os.path.join(run_dir, "checkpoints", "last.pt"),
+                step=step,
+                model=model.state_dict(),
+                critic=critic.state_dict(),
+                opt_g=opt_g.state_dict(),
+                opt_d=opt_d.state_dict(),
+                config=cfg,
+                version=1,
+            )
     if di.is_main:
         log.info("done in %.0f s: %s", time.time() - t0, run_dir)
         if tc.export_to:
-            card = ModelCard(architecture="ExpressionGAN", config=dataclasses.asdict(mc), classes=[],
-                             input={"size": mc.size, "channels": 1, "range": [-1, 1],
-                                    "landmarks": "68 iBUG points in the 64x64 crop frame, normalized to [-1, 1]"},
-                             data="CK+ (../shared/data/ckplus_pairs), subjects of 9 of 10 folds: non-commercial "
-                                  "research terms; these weights inherit them.",
-                             metrics={}, reproduce="python -m training.train_gan " + " ".join(
-                                 f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, tuple) else v}"
-                                 for k, v in (("iterations", tc.iterations), ("lambdas", tc.lambdas),
-                                              ("fold", tc.fold), ("seed", tc.seed))))
+            card = ModelCard(
+                architecture="ExpressionGAN",
+                config=dataclasses.asdict(mc),
+                classes=[],
+                input={
+                    "size": mc.size,
+                    "channels": 1,
+                    "range": [-1, 1],
+                    "landmarks": "68 iBUG points in the 64x64 crop frame, normalized to [-1, 1]",
+                },
+                data="CK+ (../shared/data/ckplus_pairs), subjects of 9 of 10 folds: non-commercial "
+                "research terms; these weights inherit them.",
+                metrics={},
+                reproduce="python -m training.train_gan "
+                + " ".join(
+                    f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, tuple) else v}"
+                    for k, v in (
+                        ("iterations", tc.iterations),
+                        ("lambdas", tc.lambdas),
+                        ("fold", tc.fold),
+                        ("seed", tc.seed),
+                    )
+                ),
+            )
             save_model(model.half(), card, tc.export_to)
             model.float()
         print(run_dir)

@@ -39,7 +39,7 @@ def pooled_features(net: ExpressionNet, crops: np.ndarray, flip: bool = False, b
     net.eval()
     out = []
     for i in range(0, len(crops), batch):
-        x = (torch.from_numpy(crops[i:i + batch].astype(np.float32) / 255.0) - 0.5) / 0.5
+        x = (torch.from_numpy(crops[i : i + batch].astype(np.float32) / 255.0) - 0.5) / 0.5
         x = x[:, None]
         if flip:
             x = torch.flip(x, dims=[3])
@@ -47,8 +47,14 @@ def pooled_features(net: ExpressionNet, crops: np.ndarray, flip: bool = False, b
     return torch.cat(out)
 
 
-def transfer(human: ExpressionNet, char_x: np.ndarray, char_y: np.ndarray, cfg: TransferConfig,
-             human_x: np.ndarray | None = None, human_y: np.ndarray | None = None) -> ExpressionNet:
+def transfer(
+    human: ExpressionNet,
+    char_x: np.ndarray,
+    char_y: np.ndarray,
+    cfg: TransferConfig,
+    human_x: np.ndarray | None = None,
+    human_y: np.ndarray | None = None,
+) -> ExpressionNet:
     torch.manual_seed(cfg.seed)
     net = copy.deepcopy(human).eval()
     for p in net.features.parameters():
@@ -63,15 +69,17 @@ def transfer(human: ExpressionNet, char_x: np.ndarray, char_y: np.ndarray, cfg: 
         hy = torch.from_numpy(np.concatenate([human_y, human_y]))
     else:
         hx = hy = None
-    opt = torch.optim.Adam([{"params": net.fc1.parameters(), "lr": cfg.lr_new},
-                            {"params": net.fc2.parameters(), "lr": cfg.lr_finetune}], weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(
+        [{"params": net.fc1.parameters(), "lr": cfg.lr_new}, {"params": net.fc2.parameters(), "lr": cfg.lr_finetune}],
+        weight_decay=cfg.weight_decay,
+    )
     g = torch.Generator().manual_seed(cfg.seed)
     head = nn.Sequential(net.fc1, net.fc2)
     for _ in range(cfg.epochs):
         head.train()
         perm = torch.randperm(len(fc), generator=g)
         for i in range(0, len(perm), cfg.batch_size):
-            b = perm[i:i + cfg.batch_size]
+            b = perm[i : i + cfg.batch_size]
             loss = F.cross_entropy(head(fc[b]), fy[b])
             if hx is not None:
                 k = max(1, int(len(b) * cfg.human_mix))
@@ -92,7 +100,7 @@ def embed_and_classify(net: ExpressionNet, crops: np.ndarray, batch: int = 512) 
     net.eval()
     embs, probs = [], []
     for i in range(0, len(crops), batch):
-        x = ((torch.from_numpy(crops[i:i + batch].astype(np.float32) / 255.0) - 0.5) / 0.5)[:, None]
+        x = ((torch.from_numpy(crops[i : i + batch].astype(np.float32) / 255.0) - 0.5) / 0.5)[:, None]
         e = net.embed(x)
         embs.append(e.numpy())
         probs.append(F.softmax(net.fc2(e), 1).numpy())

@@ -28,8 +28,15 @@ def key_pose(obj, pose: dict, frame: int, library_root: str = "") -> list[str]:
         apply_pose(pose, obj)
         keyed = []
         for pb in obj.pose.bones:
-            for path in ("location", "rotation_quaternion" if pb.rotation_mode == "QUATERNION" else
-                         "rotation_euler" if pb.rotation_mode != "AXIS_ANGLE" else "rotation_axis_angle", "scale"):
+            for path in (
+                "location",
+                "rotation_quaternion"
+                if pb.rotation_mode == "QUATERNION"
+                else "rotation_euler"
+                if pb.rotation_mode != "AXIS_ANGLE"
+                else "rotation_axis_angle",
+                "scale",
+            ):
                 pb.keyframe_insert(path, frame=frame, group=pb.name)
                 keyed.append(f'pose.bones["{pb.name}"].{path}')
         return keyed

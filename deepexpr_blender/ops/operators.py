@@ -236,6 +236,15 @@ class DEEPEXPR_OT_generate_transition(_Modal, bpy.types.Operator):
         return self.state["done"]
 
 
-classes = (DEEPEXPR_OT_check_backend, DEEPEXPR_OT_library_folder_add, DEEPEXPR_OT_library_folder_remove,
-           DEEPEXPR_OT_capture, DEEPEXPR_OT_find_poses, DEEPEXPR_OT_key_pose, DEEPEXPR_OT_add_character,
-           DEEPEXPR_OT_build_library, DEEPEXPR_OT_batch_retrieve, DEEPEXPR_OT_generate_transition)
+classes = (
+    DEEPEXPR_OT_check_backend,
+    DEEPEXPR_OT_library_folder_add,
+    DEEPEXPR_OT_library_folder_remove,
+    DEEPEXPR_OT_capture,
+    DEEPEXPR_OT_find_poses,
+    DEEPEXPR_OT_key_pose,
+    DEEPEXPR_OT_add_character,
+    DEEPEXPR_OT_build_library,
+    DEEPEXPR_OT_batch_retrieve,
+    DEEPEXPR_OT_generate_transition,
+)

@@ -47,8 +47,10 @@ def require_backend() -> BackendClient:
     """The client, or a clear error right away when the backend's interpreter is not there."""
     client = get_client()
     if not client.python or not os.path.isfile(client.python):
-        raise BackendError(f"DeepExpr backend Python not found ({client.python or 'not set'}). Set Backend Python in "
-                           "the add-on preferences to the project's .venv/bin/python.")
+        raise BackendError(
+            f"DeepExpr backend Python not found ({client.python or 'not set'}). Set Backend Python in "
+            "the add-on preferences to the project's .venv/bin/python."
+        )
     return client
 
 
@@ -108,13 +110,18 @@ def check_backend() -> None:
     def ready(info: dict) -> None:
         status["info"] = info
         models = ", ".join(f"{k} {'ok' if v.get('loaded') else 'missing'}" for k, v in info.get("models", {}).items())
-        set_status(f"Backend {info.get('backend_version')} on {info.get('device')} (protocol "
-                   f"{info.get('protocol_version')}); models: {models}")
+        set_status(
+            f"Backend {info.get('backend_version')} on {info.get('device')} (protocol "
+            f"{info.get('protocol_version')}); models: {models}"
+        )
 
     def failed(err: BackendError) -> None:
         status["info"] = None
-        set_status("Backend failed", f"{err}. Check the Backend Python in the preferences "
-                                      "(the project's .venv/bin/python) and the log in the extension's user folder.")
+        set_status(
+            "Backend failed",
+            f"{err}. Check the Backend Python in the preferences "
+            "(the project's .venv/bin/python) and the log in the extension's user folder.",
+        )
 
     try:
         set_status("Starting the backend...")

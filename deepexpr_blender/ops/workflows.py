@@ -30,6 +30,7 @@ def _fail(scene_name: str, what: str):
             sc.deepexpr.busy = False
             sc.deepexpr.status = f"{what} failed: {err}"
         runtime.set_status(runtime.status["text"], f"{what} failed: {err}")
+
     return on_error
 
 
@@ -186,8 +187,9 @@ class BatchRun:
         segs = smooth(self.samples, *_smoothing(self.scene_name))
         state = "cancelled" if self.cancelled else ("failed: " + self.error if self.error else "done")
         no_face = ", ".join(map(str, self.no_face[:12])) + (" ..." if len(self.no_face) > 12 else "")
-        return (f"Batch {state}: {len(self.samples)} frames, {len(segs)} poses keyed"
-                + (f"; no face at frames {no_face}" if self.no_face else ""))
+        return f"Batch {state}: {len(self.samples)} frames, {len(segs)} poses keyed" + (
+            f"; no face at frames {no_face}" if self.no_face else ""
+        )
 
 
 def _smoothing(scene_name: str) -> tuple[int, float]:
@@ -202,11 +204,15 @@ def start_batch(scene) -> BatchRun:
     src = bpy.path.abspath(props.batch_input)
     if not src or not os.path.exists(src):
         raise KeyingError("Choose a video file or a folder of images as the batch input")
-    params: dict = {"frame_step": props.batch_step, "top_k": max(props.top_k, 5), "alpha": props.alpha,
-                    "beta": props.beta}
+    params: dict = {
+        "frame_step": props.batch_step,
+        "top_k": max(props.top_k, 5),
+        "alpha": props.alpha,
+        "beta": props.beta,
+    }
     if os.path.isdir(src):
         files = sorted(f for f in os.listdir(src) if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".tif")))
-        params["images"] = [os.path.join(src, f) for f in files][::props.batch_step]
+        params["images"] = [os.path.join(src, f) for f in files][:: props.batch_step]
     else:
         params["video"] = src
     root = library_root(scene)
@@ -253,8 +259,13 @@ def start_transition(scene) -> dict:
     if not source:
         raise KeyingError("Choose a source face image (or capture one)")
     out = runtime.output_dir("sequences", f"transition-{int(time.time() * 1000)}")
-    params = {"source": source, "frames": props.seq_frames, "easing": props.seq_easing, "method": props.seq_method,
-              "out": out}
+    params = {
+        "source": source,
+        "frames": props.seq_frames,
+        "easing": props.seq_easing,
+        "method": props.seq_method,
+        "out": out,
+    }
     if props.seq_mode == "EXPRESSION":
         params["expression"] = props.seq_expression
     elif props.seq_mode == "IMAGE":

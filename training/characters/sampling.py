@@ -8,8 +8,14 @@ import random
 from . import load_expression_table
 from .scene import View
 
-BACKGROUNDS = ((0.93, 0.93, 0.95), (0.85, 0.9, 0.97), (0.97, 0.92, 0.85), (0.88, 0.95, 0.88), (0.8, 0.8, 0.82),
-               (0.96, 0.88, 0.92))
+BACKGROUNDS = (
+    (0.93, 0.93, 0.95),
+    (0.85, 0.9, 0.97),
+    (0.97, 0.92, 0.85),
+    (0.88, 0.95, 0.88),
+    (0.8, 0.8, 0.82),
+    (0.96, 0.88, 0.92),
+)
 
 
 def image_rng(seed: int, *parts: object) -> random.Random:
@@ -19,8 +25,14 @@ def image_rng(seed: int, *parts: object) -> random.Random:
     return random.Random(int.from_bytes(h[:8], "little"))
 
 
-def sample_aus(table: dict, expression: str, rng: random.Random, blend_prob: float = 0.3,
-               max_blend: float = 0.35, neutral_jitter: float = 0.08) -> tuple[dict[str, float], dict]:
+def sample_aus(
+    table: dict,
+    expression: str,
+    rng: random.Random,
+    blend_prob: float = 0.3,
+    max_blend: float = 0.35,
+    neutral_jitter: float = 0.08,
+) -> tuple[dict[str, float], dict]:
     """Shape-key values for one image: each AU of the expression uniform in its range; with ``blend_prob``,
     a blend of weight <= ``max_blend`` toward a neighbouring expression. Returns (values, info)."""
     aus = table["action_units"]
@@ -43,9 +55,13 @@ def sample_aus(table: dict, expression: str, rng: random.Random, blend_prob: flo
 
 
 def sample_view(rng: random.Random, max_angle: float = 15.0) -> View:
-    return View(yaw=round(rng.uniform(-max_angle, max_angle), 2), pitch=round(rng.uniform(-max_angle, max_angle), 2),
-                distance=round(rng.uniform(5.2, 6.6), 3), light=round(rng.uniform(-70, 70), 1),
-                background=rng.choice(BACKGROUNDS))
+    return View(
+        yaw=round(rng.uniform(-max_angle, max_angle), 2),
+        pitch=round(rng.uniform(-max_angle, max_angle), 2),
+        distance=round(rng.uniform(5.2, 6.6), 3),
+        light=round(rng.uniform(-70, 70), 1),
+        background=rng.choice(BACKGROUNDS),
+    )
 
 
 __all__ = ["image_rng", "load_expression_table", "sample_aus", "sample_view"]
