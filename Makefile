@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench lint clean extension library
 
 setup: $(STAMP)
 
@@ -26,6 +26,14 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m bench.pipeline --out docs/benchmarks.md
+	$(BIN)/python -m bench.retrieval --out docs/benchmarks.md
+	$(BIN)/python -m bench.generation --out docs/benchmarks.md
+
+extension: setup
+	$(BIN)/python tools/build_extension.py --out dist
+
+library: setup
+	$(BIN)/python -m training.build_library
 
 lint: setup
 	$(BIN)/ruff check backend training deepexpr_blender tests bench

@@ -1,0 +1,81 @@
+"""Generation speed: GAN frames per second at 64x64 in batch, and the warp at 64x64 and 512x512.
+
+    python -m bench.generation [--out docs/benchmarks.md]
+
+Uses the shipped GAN weights when present (speed does not depend on the weights' values; a randomly
+initialised network of the same architecture otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+from backend.gan import ExpressionGAN, GanConfig
+from backend.warp import PiecewiseAffineWarper
+
+
+def fps(fn, n_frames: int, repeats: int = 5) -> float:
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return n_frames / float(np.median(ts))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    from backend.engine import DEFAULT_GAN_MODEL
+    from backend.models import load_model
+
+    if os.path.exists(DEFAULT_GAN_MODEL):
+        model, what = load_model(DEFAULT_GAN_MODEL, "gan", torch.device("cpu")).module.float(), "shipped weights"
+    else:
+        model, what = ExpressionGAN(GanConfig()).eval(), "random weights"
+    rows = []
+    for batch in (1, 30, 64, 256):
+        x, lm = torch.randn(batch, 1, 64, 64), torch.rand(batch, 68, 2) * 2 - 1
+
+        def run(x=x, lm=lm):
+            with torch.inference_mode():
+                model(x, lm)
+
+        rows.append((f"GAN 64x64, batch {batch}", fps(run, batch)))
+    rng = np.random.default_rng(0)
+    for size in (64, 512):
+        img = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+        src = rng.uniform(size * 0.25, size * 0.75, (68, 2))
+        w = PiecewiseAffineWarper(img, src)
+        targets = [src + rng.normal(0, size * 0.01, (68, 2)) for _ in range(10)]
+        rows.append(
+            (f"warp {size}x{size} (68 points + border, per frame)", fps(lambda: [w.warp(t) for t in targets], 10))
+        )
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    lines = [
+        f"### Sequence generation speed, {time.strftime('%Y-%m-%d')}",
+        "",
+        f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"Python {platform.python_version()}; GAN with {what}.",
+        "",
+        "| what | frames / s |",
+        "|---|---:|",
+    ]
+    lines += [f"| {name} | {v:.0f} |" for name, v in rows]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        open(args.out, "a", encoding="utf-8").write("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
