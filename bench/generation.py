@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 
 from backend.gan import ExpressionGAN, GanConfig
 from backend.warp import PiecewiseAffineWarper
+from bench.report import emit, machine
 
 
 def fps(fn, n_frames: int, repeats: int = 5) -> float:
@@ -57,23 +57,21 @@ def main(argv=None) -> int:
         w = PiecewiseAffineWarper(img, src)
         targets = [src + rng.normal(0, size * 0.01, (68, 2)) for _ in range(10)]
         rows.append(
-            (f"warp {size}x{size} (68 points + border, per frame)", fps(lambda: [w.warp(t) for t in targets], 10))
+            (
+                f"warp {size}x{size} (68 points + border, per frame)",
+                fps(lambda w=w, targets=targets: [w.warp(t) for t in targets], 10),
+            )
         )
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     lines = [
         f"### Sequence generation speed, {time.strftime('%Y-%m-%d')}",
         "",
-        f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"Python {platform.python_version()}; GAN with {what}.",
+        f"Machine: {machine()}; GAN with {what}.",
         "",
         "| what | frames / s |",
         "|---|---:|",
     ]
     lines += [f"| {name} | {v:.0f} |" for name, v in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        open(args.out, "a", encoding="utf-8").write("\n" + text)
+    emit(lines, args.out)
     return 0
 
 

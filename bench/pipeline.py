@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -20,6 +19,8 @@ import time
 
 import cv2
 import torch
+
+from bench.report import emit, machine
 
 
 def timeit(fn, repeats: int, warmup: int = 3) -> tuple[float, float]:
@@ -90,19 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     srv.close()
     rows.append(("server round trip (classify)", *rt))
     rows.append(("server overhead (round trip − in-process)", rt[0] - inproc[0], float("nan")))
-    cpu = "unknown CPU"
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    machine = (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"Python {platform.python_version()}"
-    )
     lines = [
         f"### Perception pipeline, {time.strftime('%Y-%m-%d')}",
         "",
-        f"Machine: {machine}.",
+        f"Machine: {machine()}.",
         "",
         f"640x480 frame, face ≈ 150 px wide, {r} repeats after 3 warm-ups.",
         "",
@@ -111,11 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for name, med, p95 in rows:
         lines.append(f"| {name} | {med:.2f} | {'' if p95 != p95 else f'{p95:.2f}'} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        with open(args.out, "a", encoding="utf-8") as f:
-            f.write("\n" + text)
+    emit(lines, args.out)
     return 0
 
 

@@ -11,13 +11,12 @@ top-5 at each size.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
 
 from backend.retrieval import LibraryIndex, js_distance, rank, to_distribution
+from bench.report import emit, machine
 
 
 class _Lib:
@@ -53,21 +52,16 @@ def main(argv=None) -> int:
                 recall.append(len(exact & {int(c["id"][1:]) for c in top}) / 5)
         times.sort()
         rows.append((n, np.median(times), times[int(0.95 * (len(times) - 1))], np.mean(recall)))
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     lines = [
         f"### Retrieval query time, {time.strftime('%Y-%m-%d')}",
         "",
-        f"Machine: {cpu}, {os.cpu_count()} cores, numpy {np.__version__}, Python {platform.python_version()}.",
+        f"Machine: {machine()}.",
         "",
         "| library size | median ms | p95 ms | recall of exact top-5 |",
         "|---:|---:|---:|---:|",
     ]
     lines += [f"| {n:,} | {m:.2f} | {p:.2f} | {r:.2f} |" for n, m, p, r in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        with open(args.out, "a", encoding="utf-8") as f:
-            f.write("\n" + text)
+    emit(lines, args.out)
     return 0
 
 
