@@ -155,3 +155,27 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     second = sorted(d for d in os.listdir(tmp_path) if d.startswith("0000"))[-1]
     rows = [json.loads(x) for x in open(tmp_path / second / "stats.jsonl")]
     assert [row["epoch"] for row in rows] == [1]
+
+
+def test_loaders_map_every_layout_onto_the_canonical_labels(tmp_path):
+    import cv2
+
+    from backend.models import CLASSES
+    from training.data import list_class_folders, list_ferg, read_fer_csv
+
+    rows = ["emotion,pixels,Usage"] + [
+        f"{e},{' '.join(['7'] * 2304)},{u}" for e, u in ((3, "Training"), (6, "PublicTest"), (0, "Training"))
+    ]
+    (tmp_path / "fer2013.csv").write_text("\n".join(rows))
+    x, y = read_fer_csv(str(tmp_path / "fer2013.csv"), usage="Training")
+    assert x.shape == (2, 48, 48) and [CLASSES[i] for i in y] == ["joy", "anger"]
+    img = np.zeros((48, 48), np.uint8)
+    for sub in ("toony/toony_joy", "toony/toony_sadness", "toony/toony_contempt"):
+        (tmp_path / "ferg" / sub).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "ferg" / sub / "a.png"), img)
+    items = list_ferg(str(tmp_path / "ferg"))
+    assert sorted(CLASSES[i.label] for i in items) == ["joy", "sadness"] and items[0].subject == "toony"
+    for sub in ("happy", "sad", "angry", "weird"):
+        (tmp_path / "cf" / sub).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "cf" / sub / "a.png"), img)
+    assert sorted(CLASSES[i.label] for i in list_class_folders(str(tmp_path / "cf"))) == ["anger", "joy", "sadness"]
