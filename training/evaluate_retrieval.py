@@ -28,7 +28,7 @@ from backend.retrieval import human_geometry_stats, js_distance, to_distribution
 
 from .data import SHARED_DATA, character_crops, crop_cache, list_ckplus, list_class_folders
 from .metrics import average_normalized_rank
-from .transfer import TransferConfig, embed_and_classify, transfer
+from .transfer import TransferConfig, embed_and_classify, mirrored_features, transfer
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +161,20 @@ def main(argv: list[str] | None = None) -> None:
     hx, hy = fer_train["x"][pick], fer_train["y"][pick]
 
     cfg = TransferConfig(epochs=args.epochs)
-    cx, cy = chars["x"][train_mask], chars["y"][train_mask]
+    # The frozen layers' output is the same for every transfer below: compute it once.
+    all_char_feats = mirrored_features(human.module, chars["x"])
+    n_all = len(chars["x"])
+    hfeats = mirrored_features(human.module, hx)
+
+    def run_transfer(mask: np.ndarray, c: TransferConfig = cfg):
+        idx = torch.from_numpy(np.nonzero(mask)[0])
+        feats = torch.cat([all_char_feats[idx], all_char_feats[idx + n_all]])
+        return transfer(human.module, None, chars["y"][mask], c, None, hy, char_feats=feats, human_feats=hfeats)
+
     variants = {
         "human network (no transfer)": human.module,
-        "transfer, characters only (paper)": transfer(human.module, cx, cy, dataclasses.replace(cfg, human_mix=0.0)),
-        "transfer, characters + human replay": transfer(human.module, cx, cy, cfg, hx, hy),
+        "transfer, characters only (paper)": run_transfer(train_mask, dataclasses.replace(cfg, human_mix=0.0)),
+        "transfer, characters + human replay": run_transfer(train_mask),
     }
     report: dict = {
         "variants": {},
@@ -196,8 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     # One model per character, against the shared one, on each character's own database.
     per_char = {}
     for ch in characters:
-        m = train_mask & (chars["character"] == ch)
-        own = transfer(human.module, chars["x"][m], chars["y"][m], cfg, hx, hy)
+        own = run_transfer(train_mask & (chars["character"] == ch))
         t_own = anr_table(own, fer["test"], chars, test_mask, beta, [ch])
         t_shared = anr_table(shared, fer["test"], chars, test_mask, beta, [ch])
         per_char[ch] = {
@@ -210,8 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     # Leave one character out: the model never saw the character it is evaluated on.
     loco = {}
     for ch in characters:
-        m = train_mask & (chars["character"] != ch)
-        net = transfer(human.module, chars["x"][m], chars["y"][m], cfg, hx, hy)
+        net = run_transfer(train_mask & (chars["character"] != ch))
         t = anr_table(net, fer["test"], chars, test_mask, beta, [ch])
         loco[ch] = {k: t[k]["mean"] for k in ("geometry", "features", "combined")}
         loco[ch]["char_acc"] = accuracy(net, chars, test_mask & (chars["character"] == ch))

@@ -47,6 +47,11 @@ def pooled_features(net: ExpressionNet, crops: np.ndarray, flip: bool = False, b
     return torch.cat(out)
 
 
+def mirrored_features(net: ExpressionNet, crops: np.ndarray) -> torch.Tensor:
+    """Pooled features of the crops and of their mirror images (the transfer's augmentation), stacked."""
+    return torch.cat([pooled_features(net, crops), pooled_features(net, crops, flip=True)])
+
+
 def transfer(
     human: ExpressionNet,
     char_x: np.ndarray,
@@ -54,7 +59,11 @@ def transfer(
     cfg: TransferConfig,
     human_x: np.ndarray | None = None,
     human_y: np.ndarray | None = None,
+    char_feats: torch.Tensor | None = None,
+    human_feats: torch.Tensor | None = None,
 ) -> ExpressionNet:
+    """The transferred network. ``char_feats`` / ``human_feats`` (from ``mirrored_features``) may be given to
+    skip recomputing the frozen layers' output when many transfers share the same crops."""
     torch.manual_seed(cfg.seed)
     net = copy.deepcopy(human).eval()
     for p in net.features.parameters():
@@ -62,13 +71,12 @@ def transfer(
     lin1 = net.fc1[2]
     nn.init.kaiming_uniform_(lin1.weight, nonlinearity="relu")  # the new next-to-last layer
     nn.init.zeros_(lin1.bias)
-    fc = torch.cat([pooled_features(net, char_x), pooled_features(net, char_x, flip=True)])
+    fc = char_feats if char_feats is not None else mirrored_features(net, char_x)
     fy = torch.from_numpy(np.concatenate([char_y, char_y]))
-    if cfg.human_mix > 0 and human_x is not None:
-        hx = torch.cat([pooled_features(net, human_x), pooled_features(net, human_x, flip=True)])
+    hx = hy = None
+    if cfg.human_mix > 0 and (human_x is not None or human_feats is not None):
+        hx = human_feats if human_feats is not None else mirrored_features(net, human_x)
         hy = torch.from_numpy(np.concatenate([human_y, human_y]))
-    else:
-        hx = hy = None
     opt = torch.optim.Adam(
         [{"params": net.fc1.parameters(), "lr": cfg.lr_new}, {"params": net.fc2.parameters(), "lr": cfg.lr_finetune}],
         weight_decay=cfg.weight_decay,
