@@ -278,6 +278,25 @@ def test_generate_transition_lands_as_an_image_strip(addon, tmp_path):
     assert all(os.path.isfile(os.path.join(folder, e.filename)) for e in strip.elements)
 
 
+def test_build_library_from_the_active_rig(addon):
+    """The operator turns the toon character's keyed shape-key poses into a library and selects it."""
+    scene = bpy.context.scene
+    bpy.ops.deepexpr.add_character(character="zee")
+    obj = scene.deepexpr.target
+    keys = obj.data.shape_keys.key_blocks
+    for frame, (name, value) in enumerate((("lip_corner_pull", 1.0), ("jaw_drop", 1.0), ("brow_lower", 1.0))):
+        for kb in keys[1:]:
+            kb.value = value if kb.name == name else 0.0
+            kb.keyframe_insert("value", frame=frame * 10 + 1)
+    bpy.context.view_layer.objects.active = obj
+    assert bpy.ops.deepexpr.build_library() == {"FINISHED"}
+    props = scene.deepexpr
+    assert props.library == "CUSTOM" and os.path.isfile(os.path.join(props.library_path, "library.json"))
+    data = json.load(open(os.path.join(props.library_path, "library.json")))
+    assert [e["pose"]["values"]["jaw_drop"] for e in data["entries"]] == [0.0, 1.0, 0.0]
+    assert "deepexpr_blender" in props.library_path  # the extension's user folder, not the add-on folder
+
+
 def test_missing_backend_gives_a_clear_message(addon):
     from importlib import import_module
 
