@@ -271,9 +271,14 @@ class Engine:
             model = self.gan.module
             images = seq.render_gan_frames(model, crop, path)
         else:
+            # The warp works at the photo's own resolution (the engine's copy may be rescaled for detection).
+            from .imageio import MAX_PIXELS, decode_image
             from .warp import PiecewiseAffineWarper
 
-            warper = PiecewiseAffineWarper(cv2.cvtColor(fa.decoded.rgb, cv2.COLOR_RGB2BGR), src)
+            full = decode_image(source, max_side=1 << 30, max_pixels=MAX_PIXELS, min_side=0)
+            to_full = 1.0 / fa.decoded.scale
+            warper = PiecewiseAffineWarper(cv2.cvtColor(full.rgb, cv2.COLOR_RGB2BGR), src * to_full)
+            path = [lm * to_full for lm in path]
             images = None
         for i, lm in enumerate(path):
             if check_cancelled:
@@ -291,7 +296,9 @@ class Engine:
             "method": method,
             "easing": easing,
             "size": list(images[0].shape[:2][::-1]) if images is not None else list(fa.decoded.original_size),
-            "landmarks": [np.round(fa.to_original(lm), 2).tolist() for lm in (path[0], path[-1])],
+            "landmarks": [  # in original-image pixels (the warp's path already is)
+                np.round(lm if images is None else fa.to_original(lm), 2).tolist() for lm in (path[0], path[-1])
+            ],
         }
 
     def align(self, image: str, out: str, size: int = 128, box=None) -> dict:

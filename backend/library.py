@@ -37,6 +37,14 @@ class Library:
         lm = self.entries[i].get("landmarks")
         return None if lm is None else np.asarray(lm, dtype=np.float64)
 
+    def fingerprint(self) -> str:
+        """Cheap change detector (sizes and modification times of library.json and the thumbnails)."""
+        h = hashlib.sha1(self.root.encode())
+        for path in [os.path.join(self.root, "library.json")] + [self.thumbnail(i) for i in range(len(self.entries))]:
+            st = os.stat(path)
+            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode())
+        return h.hexdigest()
+
     def content_hash(self) -> str:
         """SHA-256 over library.json and every thumbnail's bytes: any change gives a new hash."""
         h = hashlib.sha256()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from typing import TYPE_CHECKING, Any
+
+from deepexpr_blender import protocol
 
 from .capture import capture_frame
 from .errors import DeepExprError, invalid_params
@@ -36,6 +36,13 @@ def _box(params: dict) -> list[float] | None:
     ):
         raise invalid_params("param 'box' must be [left, top, right, bottom] in pixels")
     return box
+
+
+def _weight(params: dict, key: str, default: float) -> float:
+    v = params.get(key, default)
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= 0:
+        raise invalid_params(f"param {key!r} must be a non-negative number")
+    return float(v)
 
 
 def _int(params: dict, key: str, default: int, lo: int, hi: int) -> int:
@@ -79,10 +86,7 @@ def register_methods(server: Server) -> None:
         from .library import DEFAULT_LIBRARY, ensure_default_library
 
         library = _str(params, "library", required=False) or ensure_default_library(DEFAULT_LIBRARY)
-        alpha, beta = params.get("alpha", 1.0), params.get("beta", 0.1)
-        for name, v in (("alpha", alpha), ("beta", beta)):
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-                raise invalid_params(f"param {name!r} must be a non-negative number")
+        alpha, beta = _weight(params, "alpha", 1.0), _weight(params, "beta", 0.1)
         image = _str(params, "image")
         res = engine().retrieve(
             image,
@@ -101,77 +105,70 @@ def register_methods(server: Server) -> None:
 
     @server.method("retrieve_batch")
     def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
-        """Retrieval over a list of images or every ``frame_step``-th frame of a video. Streams one
-        ``$/progress`` per frame carrying that frame's result (``item``), so clients can key as results come;
-        frames without a face are reported, not fatal. Cancel returns the frames done so far."""
-        import tempfile
-
+        """Retrieval over every ``frame_step``-th image of a list or frame of a video. Streams one ``$/progress``
+        per sampled frame carrying that frame's result (``item``), so clients key as results come; frames
+        without a face are reported, not fatal. The final answer (and a cancel's partial) holds counts and the
+        frames without a face, not the per-frame results again (they already came with the progress)."""
         import cv2
 
+        from .imageio import from_array
         from .library import DEFAULT_LIBRARY, ensure_default_library, load_library
 
         lib = load_library(_str(params, "library", required=False) or ensure_default_library(DEFAULT_LIBRARY))
         top_k = _int(params, "top_k", 5, 1, 100)
         step = _int(params, "frame_step", 1, 1, 1000)
-        alpha, beta = float(params.get("alpha", 1.0)), float(params.get("beta", 0.1))
+        alpha, beta = _weight(params, "alpha", 1.0), _weight(params, "beta", 0.1)
         images, video = params.get("images"), params.get("video")
         if (images is None) == (video is None):
             raise invalid_params("give either 'images' (a list of paths) or 'video' (a path)")
-        frames: list[dict] = []
-        tmp = tempfile.mkdtemp(prefix="deepexpr-batch-")
+        done, no_face = [0], []
 
-        def one(index: int, path: str, total: int) -> None:
-            ctx.check_cancelled(partial={"frames": frames, "library": lib.root})
+        def summary() -> dict:
+            return {"library": lib.root, "frame_step": step, "frames_done": done[0], "no_face": list(no_face)}
+
+        def one(index: int, image, name: str, total: int) -> None:
+            ctx.check_cancelled(partial=summary())
+            item = {"index": index, "step": step}
             try:
-                res = engine().retrieve(path, lib, top_k=top_k, alpha=alpha, beta=beta)
-                item = {
-                    "index": index,
-                    "step": 1 if images is not None else step,
-                    "ok": True,
-                    "label": res["label"],
-                    "candidates": [[c["id"], c["score"]] for c in res["candidates"]],
-                }
+                res = engine().retrieve(image, lib, top_k=top_k, alpha=alpha, beta=beta)
+                item.update(ok=True, label=res["label"], candidates=[[c["id"], c["score"]] for c in res["candidates"]])
             except DeepExprError as exc:
-                item = {
-                    "index": index,
-                    "step": 1 if images is not None else step,
-                    "ok": False,
-                    "error": exc.name,
-                    "message": exc.message,
-                }
-            frames.append(item)
-            ctx.progress(len(frames), total, path, item=item, library=lib.root)
+                item.update(ok=False, error=exc.name, message=exc.message)
+                no_face.append(index)
+            done[0] += 1
+            ctx.progress(done[0], total, name, item=item, library=lib.root)
 
         if images is not None:
             if not isinstance(images, list) or not all(isinstance(p, str) for p in images) or len(images) > MAX_BATCH:
                 raise invalid_params(f"param 'images' must be a list of at most {MAX_BATCH} paths")
-            for i, path in enumerate(images):
-                one(i, path, len(images))
-        else:
-            if not isinstance(video, str):
-                raise invalid_params("param 'video' must be a path")
-            cap = cv2.VideoCapture(video)
-            if not cap.isOpened():
-                from deepexpr_blender import protocol
-
-                raise DeepExprError(protocol.CAPTURE_FAILED, f"cannot open video {video}", {"source": video})
-            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-            total = (n + step - 1) // step if n else 0
-            try:
-                k = 0
-                while True:
-                    ok, img = cap.read()
-                    if not ok:
-                        break
-                    if k % step == 0:
-                        path = os.path.join(tmp, f"frame_{k:06d}.png")
-                        cv2.imwrite(path, img)
-                        one(k // step, path, max(total, len(frames) + 1))
-                    k += 1
-            finally:
-                cap.release()
-        shutil.rmtree(tmp, ignore_errors=True)
-        return {"library": lib.root, "frames": frames, "no_face": [f["index"] for f in frames if not f["ok"]]}
+            sampled = images[::step]
+            for k, path in enumerate(sampled):
+                one(k, path, path, len(sampled))
+            return summary()
+        if not isinstance(video, str):
+            raise invalid_params("param 'video' must be a path")
+        cap = cv2.VideoCapture(video)
+        if not cap.isOpened():
+            raise DeepExprError(protocol.CAPTURE_FAILED, f"cannot open video {video}", {"source": video})
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        total = (n + step - 1) // step if n else 0
+        try:
+            k = 0
+            while True:
+                ok, img = cap.read()
+                if not ok:
+                    break
+                if k % step == 0:  # frames go to the engine in memory: nothing is written to disk
+                    one(
+                        k // step,
+                        from_array(cv2.cvtColor(img, cv2.COLOR_BGR2RGB)),
+                        f"{video}#{k}",
+                        max(total, done[0] + 1),
+                    )
+                k += 1
+        finally:
+            cap.release()
+        return summary()
 
     @server.method("generate_sequence")
     def generate_sequence(params: dict, ctx: RequestContext) -> dict:

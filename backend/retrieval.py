@@ -93,13 +93,16 @@ def _zscore(geo: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return (geo - mean) / np.maximum(std, 1e-6)
 
 
-def build_index(engine, lib: Library, cache_dir: str = CACHE_DIR) -> LibraryIndex:
+def build_index(engine, lib: Library, cache_dir: str | None = None) -> LibraryIndex:
+    """The library's embeddings and geometry, from memory (keyed by a cheap file fingerprint), the disk cache
+    (keyed by the content hash and the model checksum), or computed."""
     model = engine.retrieval_model
-    key = f"{lib.content_hash()[:20]}-{model.sha256[:20]}"
-    cached = engine._index_cache.get(key)
+    memo = (lib.fingerprint(), model.sha256)
+    cached = engine._index_cache.get(memo)
     if cached is not None:
         return cached
-    path = os.path.join(cache_dir, "embeddings", key + ".npz")
+    key = f"{lib.content_hash()[:20]}-{model.sha256[:20]}"
+    path = os.path.join(cache_dir or CACHE_DIR, "embeddings", key + ".npz")
     emb = None
     if os.path.exists(path):
         try:
@@ -128,7 +131,7 @@ def build_index(engine, lib: Library, cache_dir: str = CACHE_DIR) -> LibraryInde
     else:
         mean, std = human_geometry_stats()
     index = LibraryIndex(library=lib, dist=dist, sqrt_dist=np.sqrt(dist), geometry=_zscore(geo, mean, std), key=key)
-    engine._index_cache[key] = index
+    engine._index_cache[memo] = index
     return index
 
 

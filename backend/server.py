@@ -69,6 +69,8 @@ class Server:
         self.max_message_bytes = max_message_bytes
         self.engine: Any = None
         self.state = "created"  # created -> initialized -> shutdown
+        self.init_error: DeepExprError | None = None
+        self._watchdog_started = False
         self.cancelled: set[Any] = set()
         self._write_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue()
@@ -96,6 +98,13 @@ class Server:
                 os._exit(0)
 
     def _reader(self) -> None:
+        try:
+            self._read_loop()
+        except BaseException:  # whatever happens here, the main loop must not wait forever
+            log.exception("reader thread failed")
+            self._queue.put(_EOF)
+
+    def _read_loop(self) -> None:
         while True:
             try:
                 body = P.read_frame(self.stdin, self.max_message_bytes)
@@ -170,18 +179,18 @@ class Server:
             log.debug("ignoring notification %s", method)
             return None
         try:
-            result = self._dispatch(method, params, msg_id)
+            reply = P.response(msg_id, self._dispatch(method, params, msg_id))
+            P.encode(reply)  # a result that does not serialise is a bug: answer INTERNAL_ERROR, do not die
         except DeepExprError as exc:
-            self.send(P.error_response(msg_id, exc.code, exc.message, exc.data))
+            reply = P.error_response(msg_id, exc.code, exc.message, exc.data)
         except Exception as exc:  # a bug must not kill the server; report it and keep serving
             log.error("internal error in %s:\n%s", method, traceback.format_exc())
-            self.send(
-                P.error_response(msg_id, P.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", {"name": "INTERNAL_ERROR"})
+            reply = P.error_response(
+                msg_id, P.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", {"name": "INTERNAL_ERROR"}
             )
-        else:
-            self.send(P.response(msg_id, result))
         finally:
             self.cancelled.discard(msg_id)
+        self.send(reply)
         return None
 
     def _dispatch(self, method: str, params: dict, msg_id: Any) -> Any:
@@ -197,6 +206,12 @@ class Server:
                 P.METHOD_NOT_FOUND, f"unknown method {method!r}; known: {', '.join(sorted(self._methods))}"
             )
         if self.state != "initialized":
+            if self.init_error is not None:  # say why initialize failed, not just that it is missing
+                raise DeepExprError(
+                    self.init_error.code,
+                    f"the backend did not initialize: {self.init_error.message}",
+                    self.init_error.data,
+                )
             raise DeepExprError(P.SERVER_NOT_INITIALIZED, "send initialize first")
         return self._methods[method](params, RequestContext(self, msg_id))
 
@@ -214,9 +229,16 @@ class Server:
         if parent is not None:
             if not isinstance(parent, int) or isinstance(parent, bool):
                 raise DeepExprError(P.INVALID_PARAMS, "parentPid must be an integer")
-            start_parent_watchdog(parent)
+            if not self._watchdog_started:
+                start_parent_watchdog(parent)
+                self._watchdog_started = True
         if self.engine is None:
-            self.engine = self.engine_factory(params.get("options") or {})
+            try:
+                self.engine = self.engine_factory(params.get("options") or {})
+            except DeepExprError as exc:
+                self.init_error = exc
+                raise
+            self.init_error = None
         self.state = "initialized"
         return {
             "serverInfo": {"name": "deepexpr-backend", "version": __version__},
@@ -236,7 +258,10 @@ def _alive(pid: int) -> bool:
 
 
 def start_parent_watchdog(parent_pid: int, interval: float = 0.5) -> None:
-    """Exit when ``parent_pid`` dies, or when we are re-parented (our parent process went away)."""
+    """Exit when ``parent_pid`` dies, or when we are re-parented (our parent process went away).
+    On Windows, ``os.kill(pid, 0)`` is not a liveness check: there the backend relies on stdin closing."""
+    if os.name == "nt":
+        return
     original_ppid = os.getppid()
 
     def watch() -> None:
@@ -259,6 +284,9 @@ def protocol_stdout() -> IO[bytes]:
 
 def serve_stdio(engine_factory: Callable[[dict], Any]) -> int:
     out = protocol_stdout()
+    if os.environ.get("DEEPEXPR_SELFTEST_STRAY_STDOUT"):  # tests: something writes to fd 1 behind our back
+        os.write(1, b"stray bytes on fd 1\n")
+        print("a stray print")
     server = Server(engine_factory, sys.stdin.buffer, out)
     log.info("deepexpr backend %s serving protocol %s on stdio (pid %d)", __version__, P.PROTOCOL_VERSION, os.getpid())
     code = server.serve()

@@ -207,10 +207,21 @@ class BackendClient:
                 on_error(err)
                 return -1
         msg_id = next(self._ids)
+        data = P.encode(P.request(msg_id, method, params))
+        if len(data) > P.MAX_MESSAGE_BYTES:
+            err = BackendError(
+                f"{method}: the request is {len(data) // 1024} KiB, over the protocol's "
+                f"{P.MAX_MESSAGE_BYTES // 1024} KiB limit (fewer images per batch?)",
+                P.MESSAGE_TOO_LARGE,
+            )
+            if on_error is None:
+                raise err
+            on_error(err)
+            return -1
         self._pending[msg_id] = Pending(method, on_result, on_error, on_progress)
         try:
             with self._write_lock:
-                self.proc.stdin.write(P.encode(P.request(msg_id, method, params)))
+                self.proc.stdin.write(data)
                 self.proc.stdin.flush()
         except (OSError, ValueError, AttributeError) as exc:
             self._pending.pop(msg_id, None)
@@ -229,6 +240,12 @@ class BackendClient:
                     self.proc.stdin.flush()
                 except (OSError, ValueError):
                     pass
+
+    def drop_callbacks(self) -> None:
+        """Cancel every request in flight and forget its callbacks (their owner went away)."""
+        for msg_id in list(self._pending):
+            self.cancel(msg_id)
+        self._pending.clear()
 
     @property
     def busy(self) -> bool:
@@ -263,6 +280,13 @@ class BackendClient:
                 return n
             n += 1
             kind, payload = item
+            if kind == "dropped":
+                if self._pending:
+                    oldest = min(self._pending)
+                    p = self._pending.pop(oldest)
+                    if p.on_error:
+                        p.on_error(BackendError(f"{p.method}: the backend's answer was unreadable ({payload})"))
+                continue
             if kind == "eof":
                 if payload is self.proc:
                     self._eof_proc = payload
@@ -312,7 +336,8 @@ class BackendClient:
                 body = P.read_frame(proc.stdout)
             except P.FramingError as exc:
                 log.error("backend stream error: %s", exc)
-                if exc.recoverable:
+                if exc.recoverable:  # a dropped answer: fail the oldest request (answers come in order)
+                    self._queue.put(("dropped", str(exc)))
                     continue
                 body = None
             except (OSError, ValueError):

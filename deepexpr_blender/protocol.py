@@ -137,8 +137,8 @@ def decode(body: bytes) -> Any:
     """Parse a frame's body as JSON; raises FramingError (PARSE_ERROR, recoverable) if it is not JSON."""
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FramingError("body is not UTF-8 JSON: %s" % exc) from None
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise FramingError("body is not UTF-8 JSON (or nests too deeply): %s" % str(exc)[:200]) from None
 
 
 def request(msg_id: int | str, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:

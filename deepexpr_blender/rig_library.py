@@ -169,10 +169,17 @@ def apply_pose(pose: dict, obj=None) -> None:
                 slot = s
                 break
         kwargs = {"action_slot": slot} if slot is not None else {}
+        # apply_pose_from_action only poses the selected bones when some are selected: pose them all.
+        selected = [b for b in obj.data.bones if b.select]
+        for b in selected:
+            b.select = False
         try:
             obj.pose.apply_pose_from_action(action, evaluation_time=pose["frame"], **kwargs)
         except TypeError:
             obj.pose.apply_pose_from_action(action, evaluation_time=pose["frame"])
+        finally:
+            for b in selected:
+                b.select = True
     else:
         raise ValueError(f"pose type {pose['type']!r} is not applied to a rig")
 

@@ -126,7 +126,17 @@ def test_library_round_trips(small_library):
         np.testing.assert_allclose(
             geometric_features(lib.semantic(i)), e["geometry"], atol=5e-3
         )  # points stored to 0.01 px
-    assert lib.content_hash() == load_library(small_library).content_hash()
+    before = lib.content_hash()
+    assert before == load_library(small_library).content_hash()
+    thumb = lib.thumbnail(0)
+    data = open(thumb, "rb").read()
+    try:
+        with open(thumb, "wb") as f:  # one changed thumbnail changes the hash (and the embedding cache key)
+            f.write(data[:-1] + bytes([data[-1] ^ 1]))
+        assert load_library(small_library).content_hash() != before
+    finally:
+        with open(thumb, "wb") as f:
+            f.write(data)
 
 
 @pytest.mark.parametrize(

@@ -166,7 +166,10 @@ def test_capture_find_and_key_a_pose(addon, small_library, tmp_path):
     bpy.context.preferences.addons[MODULE].preferences.python = sys.executable
     scene = bpy.context.scene
     # Source: the frame under the playhead of a movie strip made from a generated video.
-    video = _video(str(tmp_path / "clip.avi"), [skimage.data.astronaut()] * 6)
+    # Distinct frames (the face shifted a little more each frame) to check the strip-to-source frame mapping.
+    face = skimage.data.astronaut()
+    frames = [np.roll(face, 6 * i, axis=1) for i in range(6)]
+    video = _video(str(tmp_path / "clip.avi"), frames)
     sed = scene.sequence_editor_create()
     strip = sed.strips.new_movie(name="clip", filepath=video, channel=1, frame_start=1)
     sed.active_strip = strip
@@ -177,6 +180,9 @@ def test_capture_find_and_key_a_pose(addon, small_library, tmp_path):
     assert _drain_until(lambda: not props.busy)
     assert props.expression in ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"), props.status
     assert os.path.isfile(props.captured_path) and os.path.isfile(props.preview_path)
+    got = cv2.cvtColor(cv2.imread(props.captured_path), cv2.COLOR_BGR2RGB).astype(float)
+    diffs = [np.abs(got - f).mean() for f in frames]
+    assert int(np.argmin(diffs)) == 2  # playhead at scene frame 3 of a strip starting at 1: source frame 2
     assert tuple(bpy.data.images["DeepExpr Capture"].size) == (512, 512)
     # Find poses in a library of the toon character "pip", and key the first on a pip added to the scene.
     assert bpy.ops.deepexpr.add_character(character="pip") == {"FINISHED"}
@@ -234,6 +240,25 @@ def test_batch_retrieval_over_a_video_keys_smoothed_poses(addon, small_library, 
     assert frames_keyed == expected
     raw = [min(c, key=lambda x: x[1])[0] for _, c in run.samples if c]
     assert len(segs) <= len(set(raw))
+
+
+def test_batch_over_an_image_folder_keys_every_step(addon, small_library, tmp_path):
+    import skimage.data
+
+    scene = bpy.context.scene
+    props = scene.deepexpr
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    props.batch_input, props.batch_step = str(folder), 2
+    props.library, props.library_path = "CUSTOM", small_library
+    scene.frame_set(40)
+    from importlib import import_module
+
+    run = import_module(MODULE + ".ops.workflows").start_batch(scene)
+    assert _drain_until(lambda: run.done, 300)
+    assert [f for f, _ in run.samples] == [40, 42, 44]  # one image per frame, every 2nd sampled
 
 
 def test_cancel_keeps_what_was_keyed(addon, small_library, tmp_path):

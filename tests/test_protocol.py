@@ -103,12 +103,10 @@ def test_header_garbage_stops_cleanly():
 
 
 def test_both_sides_agree_on_the_protocol_version():
-    """The backend imports the add-on's protocol module, and docs/protocol.md states the same version."""
+    """docs/protocol.md states the version and every error code the shared module defines, and a client
+    with another major version is refused (see test_server for the live check)."""
     import os
 
-    from backend import server
-
-    assert server.P.PROTOCOL_VERSION is P.PROTOCOL_VERSION
     doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "protocol.md"), encoding="utf-8").read()
     assert re.search(r"Protocol version: \*\*(\S+)\*\*", doc).group(1) == P.PROTOCOL_VERSION
     for code, name in P.ERROR_NAMES.items():

@@ -6,13 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from deepexpr_blender import protocol as P
 
-from .backend_client import ROOT, BackendProcess
+from .backend_client import BackendProcess
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +127,28 @@ def test_malformed_messages(server, astronaut_path):
     assert server.call("detect", {"image": astronaut_path})["faces_found"] == 1
 
 
+def test_deeply_nested_json_is_a_parse_error_not_a_dead_server(server, astronaut_path):
+    body = b"[" * 200_000 + b"]" * 200_000
+    server.send_raw(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert err(server.read_response()) in ("PARSE_ERROR", "MESSAGE_TOO_LARGE")
+    nested = b"[" * 100_000 + b"]" * 100_000  # under the size limit, over Python's recursion limit
+    server.send_raw(b"Content-Length: %d\r\n\r\n" % len(nested) + nested)
+    assert err(server.read_response()) == "PARSE_ERROR"
+    assert server.call("detect", {"image": astronaut_path})["faces_found"] == 1
+
+
+def test_a_failed_initialize_is_reported_to_later_requests(random_model, tmp_path):
+    srv = BackendProcess("--expression-model", random_model, "--device", "cpu")
+    try:
+        env_bad = srv.request("initialize", {"protocolVersion": P.PROTOCOL_VERSION, "options": {"device": "tpu"}})
+        assert err(env_bad) == "INVALID_PARAMS"
+        later = srv.request("detect", {"image": "x.png"})
+        assert err(later) == "INVALID_PARAMS" and "did not initialize" in later["error"]["message"]
+        srv.initialize()  # a good initialize afterwards works
+    finally:
+        assert srv.close() == 0
+
+
 def test_cancel_a_long_batch(server, astronaut_path):
     server.notifications.clear()
     server.next_id += 1
@@ -185,34 +206,23 @@ def test_exits_when_stdin_closes_and_when_parent_dies(random_model):
     srv.initialize()
     srv.proc.stdin.close()
     assert srv.proc.wait(10) == 1  # no shutdown first: exit code 1, as in LSP
-    # A parent that dies: a middle process starts the backend, tells it its pid, and is killed.
-    code = (
-        "import os, subprocess, sys, time\n"
-        "from tests.backend_client import BackendProcess\n"
-        f"b = BackendProcess('--expression-model', {random_model!r})\n"
-        "b.initialize()\n"
-        "print(b.proc.pid, flush=True)\n"
-        "time.sleep(60)\n"
-    )
-    middle = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE)
-    child_pid = int(middle.stdout.readline())
-    middle.kill()
-    middle.wait()
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            os.kill(child_pid, 0)
-        except ProcessLookupError:
-            break
-        # reap if it became our zombie (it is not our child; init reaps it)
-        time.sleep(0.2)
-    else:
-        os.kill(child_pid, 9)
+    # A parent that dies while stdin stays open: the backend is told another process is its parent
+    # (as Blender's pid), that process is killed, and the watchdog alone must end the backend.
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    srv = BackendProcess("--expression-model", random_model)
+    srv.initialize(parentPid=parent.pid)
+    parent.kill()
+    parent.wait()
+    try:
+        assert srv.proc.wait(10) == 0  # exited by itself, stdin still open
+    except subprocess.TimeoutExpired:
+        srv.proc.kill()
         pytest.fail("backend outlived its parent")
 
 
-def test_stray_prints_do_not_corrupt_stdout(random_model, astronaut_path):
-    """Anything written to fd 1 by libraries goes to stderr; stdout holds only frames."""
+def test_stray_prints_do_not_corrupt_stdout(random_model, astronaut_path, monkeypatch):
+    """Anything written to fd 1 (a C library, a print) goes to stderr; stdout holds only frames."""
+    monkeypatch.setenv("DEEPEXPR_SELFTEST_STRAY_STDOUT", "1")  # the backend writes junk to fd 1 at start
     srv = BackendProcess("--expression-model", random_model, "--log-level", "DEBUG")
     try:
         srv.initialize()

@@ -1,8 +1,9 @@
 """Evaluate expression generation on held-out CK+ subjects: SSIM / PSNR beside the paper, expression accuracy
 of the generated faces, smoothness of transitions, contact sheets.
 
-    python -m training.evaluate_gan --gan runs/export/expression_gan [--gan-paper runs/.../paper] \\
-        --expression-model backend/weights/expression_human --out docs/evaluation
+    python -m training.evaluate_gan --gan ours=backend/weights/expression_gan.safetensors \\
+        [--gan paper=runs/export/gan_paper.safetensors] --expression-model backend/weights/expression_human \\
+        --out docs/evaluation
 
 Metrics: scikit-image ``structural_similarity`` (data_range 255, gaussian_weights, sigma 1.5,
 use_sample_covariance False: Wang et al. 2004) and ``peak_signal_noise_ratio`` (data_range 255), on 64x64
@@ -174,12 +175,8 @@ def _sheets(data, pairs, outs, methods, gans, args) -> None:
     cv2.imwrite(os.path.join(args.out, "gan_contact_sheet.png"), np.vstack([header, *rows]))
     u, v = pairs[0]
     path = interpolate([(0, data["lm"][u]), (9, data["lm"][v])], 10, "ease_in_out")
-    strips = [
-        np.hstack(
-            cv2.resize(f, (tile, tile))
-            for f in [PiecewiseAffineWarper(data["x"][u], px(data["lm"][u])).warp(px(p)) for p in path]
-        )
-    ]
+    warper = PiecewiseAffineWarper(data["x"][u], px(data["lm"][u]))
+    strips = [np.hstack([cv2.resize(warper.warp(px(p)), (tile, tile)) for p in path])]
     for g in gans.values():
         strips.append(np.hstack([cv2.resize(f, (tile, tile)) for f in gan_frames(g, data["x"][u], path)]))
     cv2.imwrite(os.path.join(args.out, "gan_transition_strip.png"), np.vstack(strips))

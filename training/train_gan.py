@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     data = load_pairs_dataset()
     train_mask, _ = fold_masks(data, tc.fold)
     pairs = triplets(data, train_mask)
+    train_idx = torch.from_numpy(np.nonzero(train_mask)[0])  # contrastive references come from training subjects
     x = torch.from_numpy(data["x"].astype(np.float32) / 127.5 - 1)[:, None]
     lm = torch.from_numpy(data["lm"])
     lab = torch.from_numpy(data["label"])
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     def batch():
         b = pairs[torch.randint(0, len(pairs), (tc.batch_size,), generator=g).numpy()]
         u, v = torch.from_numpy(b[:, 0]), torch.from_numpy(b[:, 1])
-        r = torch.randint(0, len(lab), (tc.batch_size,), generator=g)  # random reference landmarks
+        r = train_idx[torch.randint(0, len(train_idx), (tc.batch_size,), generator=g)]  # random references
         iu, iv, gv, gr = x[u], x[v], lm[v], lm[r]
         flip = torch.rand(tc.batch_size, generator=g) < 0.5
         iu[flip], iv[flip] = torch.flip(iu[flip], dims=[3]), torch.flip(iv[flip], dims=[3])

@@ -27,7 +27,10 @@ def key_pose(obj, pose: dict, frame: int, library_root: str = "") -> list[str]:
             raise KeyingError(f"{obj.name} is not an armature; this pose belongs to {pose.get('target')}")
         apply_pose(pose, obj)
         keyed = []
+        animated = _animated_bones(bpy.data.actions[pose["action"]])
         for pb in obj.pose.bones:
+            if animated and pb.name not in animated:
+                continue  # key only the bones the pose moves: the rest of the rig keeps its animation
             for path in (
                 "location",
                 "rotation_quaternion"
@@ -80,6 +83,11 @@ def _key_image_swap(obj, pose: dict, frame: int, library_root: str) -> list[str]
         child.parent = obj
         for coll in obj.users_collection:
             coll.objects.link(child)
+        # A new drawing is hidden before its first key, not shown over the earlier frames.
+        start = min(bpy.context.scene.frame_start, frame - 1)
+        child.hide_viewport = child.hide_render = True
+        for prop in ("hide_viewport", "hide_render"):
+            child.keyframe_insert(prop, frame=start)
     keyed = []
     for c in obj.children:
         if "deepexpr_image" not in c:
@@ -101,3 +109,15 @@ def _constant(obj) -> None:
     for fc in bag.fcurves if bag else []:
         for kp in fc.keyframe_points:
             kp.interpolation = "CONSTANT"
+
+
+def _animated_bones(action) -> set[str]:
+    """Names of the bones an action animates (any slot)."""
+    names = set()
+    for layer in getattr(action, "layers", []):
+        for strip in layer.strips:
+            for bag in getattr(strip, "channelbags", []):
+                for fc in bag.fcurves:
+                    if fc.data_path.startswith('pose.bones["'):
+                        names.add(fc.data_path.split('"')[1])
+    return names

@@ -130,13 +130,31 @@ def check_backend() -> None:
         failed(err)
 
 
+@bpy.app.handlers.persistent
+def _on_load(*_args) -> None:
+    """Another .blend: answers still on their way belong to the old file; nothing is busy in the new one."""
+    if _client is not None:
+        _client.drop_callbacks()
+    for scene in bpy.data.scenes:
+        if hasattr(scene, "deepexpr") and scene.deepexpr.busy:
+            scene.deepexpr.busy = False
+            scene.deepexpr.status = "Interrupted (file loaded)"
+
+
 def register() -> None:
+    if _on_load not in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.append(_on_load)
+    if _on_load not in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.append(_on_load)
     if not bpy.app.timers.is_registered(_timer):
         bpy.app.timers.register(_timer, first_interval=DRAIN_INTERVAL, persistent=True)
 
 
 def unregister() -> None:
     global _client
+    for handlers in (bpy.app.handlers.load_pre, bpy.app.handlers.load_post):
+        if _on_load in handlers:
+            handlers.remove(_on_load)
     if bpy.app.timers.is_registered(_timer):
         bpy.app.timers.unregister(_timer)
     if _client is not None:

@@ -56,7 +56,14 @@ def strip_source(scene) -> tuple[str, int]:
     frame = scene.frame_current
     if not strip.frame_final_start <= frame < strip.frame_final_end:
         raise KeyingError(f"The playhead (frame {frame}) is not over the strip {strip.name}")
-    return bpy.path.abspath(strip.filepath), int(frame - strip.frame_start)
+    if abs(scene.render.fps / scene.render.fps_base - strip.fps) > 1e-3 if getattr(strip, "fps", 0) else False:
+        raise KeyingError(
+            f"{strip.name} runs at {strip.fps:g} fps and the scene at "
+            f"{scene.render.fps / scene.render.fps_base:g}: capture needs them equal"
+        )
+    return bpy.path.abspath(strip.filepath), int(
+        frame - strip.frame_start + getattr(strip, "animation_offset_start", 0)
+    )
 
 
 def capture(scene) -> None:
@@ -212,7 +219,7 @@ def start_batch(scene) -> BatchRun:
     }
     if os.path.isdir(src):
         files = sorted(f for f in os.listdir(src) if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".tif")))
-        params["images"] = [os.path.join(src, f) for f in files][:: props.batch_step]
+        params["images"] = [os.path.join(src, f) for f in files]  # the backend samples every frame_step-th
     else:
         params["video"] = src
     root = library_root(scene)
