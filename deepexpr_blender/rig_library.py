@@ -170,7 +170,9 @@ def apply_pose(pose: dict, obj=None) -> None:
                 break
         kwargs = {"action_slot": slot} if slot is not None else {}
         # apply_pose_from_action only poses the selected bones when some are selected: pose them all.
-        selected = [b for b in obj.data.bones if b.select]
+        # (selection lives on pose bones in Blender 5.0, on bones before)
+        bones = obj.pose.bones if "select" in bpy.types.PoseBone.bl_rna.properties else obj.data.bones
+        selected = [b for b in bones if b.select]
         for b in selected:
             b.select = False
         try:
