@@ -21,6 +21,15 @@ class _Reporting:
         self.report({"ERROR"}, str(err))
         return {"CANCELLED"}
 
+    def run(self, context, work) -> set[str]:
+        """Start ``work(scene)`` (an asynchronous workflow); a user error is reported and clears ``busy``."""
+        try:
+            work(context.scene)
+        except USER_ERRORS as err:
+            context.scene.deepexpr.busy = False
+            return self.fail(err)
+        return {"FINISHED"}
+
 
 class DEEPEXPR_OT_check_backend(_Reporting, bpy.types.Operator):
     bl_idname = "deepexpr.check_backend"
@@ -63,12 +72,7 @@ class DEEPEXPR_OT_capture(_Reporting, bpy.types.Operator):
         return context.scene is not None and not context.scene.deepexpr.busy
 
     def execute(self, context):
-        try:
-            workflows.capture(context.scene)
-        except USER_ERRORS as err:
-            context.scene.deepexpr.busy = False
-            return self.fail(err)
-        return {"FINISHED"}
+        return self.run(context, workflows.capture)
 
 
 class DEEPEXPR_OT_find_poses(_Reporting, bpy.types.Operator):
@@ -82,12 +86,7 @@ class DEEPEXPR_OT_find_poses(_Reporting, bpy.types.Operator):
         return bool(p.captured_path) and not p.busy
 
     def execute(self, context):
-        try:
-            workflows.find_poses(context.scene)
-        except USER_ERRORS as err:
-            context.scene.deepexpr.busy = False
-            return self.fail(err)
-        return {"FINISHED"}
+        return self.run(context, workflows.find_poses)
 
 
 class DEEPEXPR_OT_key_pose(_Reporting, bpy.types.Operator):
