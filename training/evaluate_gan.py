@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fold", type=int, default=0)
     ap.add_argument("--frames", type=int, default=30, help="frames per transition in the smoothness test")
     ap.add_argument("--out", default=os.path.join("docs", "evaluation"))
+    ap.add_argument(
+        "--sheets",
+        default=os.path.join("runs", "evaluation-sheets"),
+        help="where the contact sheets go: they show CK+ faces, whose terms forbid redistribution, "
+        "so they must not land in the repository",
+    )
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     data = load_pairs_dataset()
@@ -172,14 +178,15 @@ def _sheets(data, pairs, outs, methods, gans, args) -> None:
     header = np.full((24, tile * (len(methods) + 1)), 255, np.uint8)
     for j, name in enumerate([*methods, "real target"]):
         cv2.putText(header, name.split(" (")[0][:14], (j * tile + 3, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.38, 0, 1)
-    cv2.imwrite(os.path.join(args.out, "gan_contact_sheet.png"), np.vstack([header, *rows]))
+    os.makedirs(args.sheets, exist_ok=True)
+    cv2.imwrite(os.path.join(args.sheets, "gan_contact_sheet.png"), np.vstack([header, *rows]))
     u, v = pairs[0]
     path = interpolate([(0, data["lm"][u]), (9, data["lm"][v])], 10, "ease_in_out")
     warper = PiecewiseAffineWarper(data["x"][u], px(data["lm"][u]))
     strips = [np.hstack([cv2.resize(warper.warp(px(p)), (tile, tile)) for p in path])]
     for g in gans.values():
         strips.append(np.hstack([cv2.resize(f, (tile, tile)) for f in gan_frames(g, data["x"][u], path)]))
-    cv2.imwrite(os.path.join(args.out, "gan_transition_strip.png"), np.vstack(strips))
+    cv2.imwrite(os.path.join(args.sheets, "gan_transition_strip.png"), np.vstack(strips))
 
 
 def _markdown(report: dict, path: str) -> None:
