@@ -98,39 +98,21 @@ def random_gan(tmp_path_factory):
     )
 
 
+def _generate(random_model: str, gan: str, *args: str) -> subprocess.CompletedProcess:
+    """``deepexpr generate`` with the random expression network and the given GAN weights."""
+    cmd = [sys.executable, "-m", "backend.cli", "--expression-model", random_model, "generate", *args]
+    env = {**os.environ, "DEEPEXPR_GAN_MODEL": gan}
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+
+
 def test_generate_cli_warp_and_gan(random_model, random_gan, astronaut_path, tmp_path):
     for method in ("warp", "gan"):
         out = tmp_path / method
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "backend.cli",
-                "--expression-model",
-                random_model,
-                "generate",
-                "--source",
-                astronaut_path,
-                "--expression",
-                "joy",
-                "--frames",
-                "6",
-                "--method",
-                method,
-                "--out",
-                str(out),
-                "--sheet",
-                str(tmp_path / f"{method}.png"),
-                "--gif",
-                str(tmp_path / f"{method}.gif"),
-                "--json",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "DEEPEXPR_GAN_MODEL": random_gan},
-        )
+        r = _generate(
+            random_model, random_gan, "--source", astronaut_path, "--expression", "joy", "--frames", "6",
+            "--method", method, "--out", str(out), "--sheet", str(tmp_path / f"{method}.png"),
+            "--gif", str(tmp_path / f"{method}.gif"), "--json",
+        )  # fmt: skip
         assert r.returncode == 0, r.stderr
         res = json.loads(r.stdout)
         frames = [cv2.imread(f) for f in res["frames"]]
@@ -191,27 +173,8 @@ def test_generate_over_the_server_with_progress_and_cancel(random_model, astrona
 
 
 def test_gan_missing_weights_is_model_missing(random_model, astronaut_path, tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "backend.cli",
-            "--expression-model",
-            random_model,
-            "generate",
-            "--source",
-            astronaut_path,
-            "--expression",
-            "joy",
-            "--method",
-            "gan",
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "DEEPEXPR_GAN_MODEL": str(tmp_path / "none.safetensors")},
-    )
+    r = _generate(
+        random_model, str(tmp_path / "none.safetensors"), "--source", astronaut_path, "--expression", "joy",
+        "--method", "gan", "--out", str(tmp_path / "o"),
+    )  # fmt: skip
     assert r.returncode == 2 and "MODEL_MISSING" in r.stderr and "none.safetensors" in r.stderr

@@ -81,36 +81,11 @@ def test_transfer_freezes_the_convolutions_and_retrains_fc1():
 def test_ddp_with_two_cpu_processes(tmp_path):
     """torchrun, 2 gloo processes, a tiny FER2013 subset: both ranks train, rank 0 writes the run folder."""
     shared_path("fer2013")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29517",
-        "-m",
-        "training.train_expression",
-        "--epochs",
-        "1",
-        "--data-limit",
-        "128",
-        "--data-workers",
-        "0",
-        "--batch-size",
-        "16",
-        "--model-widths",
-        "8",
-        "16",
-        "--threads",
-        "1",
-        "--runs-root",
-        str(tmp_path),
-        "--data-cache-dir",
-        str(tmp_path / "cache"),
-        "--export-to",
-        str(tmp_path / "export" / "m"),
-    ]
+    tiny = ["--data-limit", "128", "--data-workers", "0", "--batch-size", "16", "--model-widths", "8", "16",
+            "--runs-root", str(tmp_path), "--data-cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "training.train_expression", "--epochs", "1", "--threads", "1", *tiny,
+           "--export-to", str(tmp_path / "export" / "m")]  # fmt: skip
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     run = next(d for d in os.listdir(tmp_path) if d.startswith("00000-"))
@@ -123,34 +98,9 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     m = load_model(str(tmp_path / "export" / "m.safetensors"), "expression", torch.device("cpu"))
     assert m.card.metrics["test_size"] == 128
     # Resume one more epoch from the checkpoint (single process).
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training.train_expression",
-            "--epochs",
-            "2",
-            "--data-limit",
-            "128",
-            "--data-workers",
-            "0",
-            "--batch-size",
-            "16",
-            "--model-widths",
-            "8",
-            "16",
-            "--runs-root",
-            str(tmp_path),
-            "--data-cache-dir",
-            str(tmp_path / "cache"),
-            "--resume",
-            str(tmp_path / run / "checkpoints" / "last.pt"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    resume = ["--resume", str(tmp_path / run / "checkpoints" / "last.pt")]
+    cmd = [sys.executable, "-m", "training.train_expression", "--epochs", "2", *tiny, *resume]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     second = sorted(d for d in os.listdir(tmp_path) if d.startswith("0000"))[-1]
     rows = [json.loads(x) for x in open(tmp_path / second / "stats.jsonl")]
