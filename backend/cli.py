@@ -9,6 +9,8 @@ import os
 import sys
 from typing import Any
 
+from deepexpr_blender.core.vocabulary import DEFAULT_ALPHA, DEFAULT_BETA
+
 from .errors import DeepExprError
 
 log = logging.getLogger("deepexpr")
@@ -69,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("image")
     sp.add_argument("--library", default=None, help="library folder (default: the built-in characters)")
     sp.add_argument("--top-k", type=int, default=5)
-    sp.add_argument("--alpha", type=float, default=1.0, help="weight of the JS feature distance")
-    sp.add_argument("--beta", type=float, default=0.1, help="weight of the geometric distance")
+    sp.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="weight of the JS feature distance")
+    sp.add_argument("--beta", type=float, default=DEFAULT_BETA, help="weight of the geometric distance")
     sp.add_argument("--sheet", metavar="OUT.png", help="write the query beside its candidates")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--box", type=_box)

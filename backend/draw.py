@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from deepexpr_blender import protocol
+from deepexpr_blender.core import protocol
 
 from .errors import DeepExprError
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from deepexpr_blender import protocol
+from deepexpr_blender.core import protocol
+from deepexpr_blender.core.vocabulary import DEFAULT_ALPHA, DEFAULT_BETA
 
 from . import __version__
 from .align import Aligned, align_face68
@@ -221,7 +222,13 @@ class Engine:
         }
 
     def retrieve(
-        self, image: str, library: str, top_k: int = 5, alpha: float = 1.0, beta: float = 0.1, box=None
+        self,
+        image: str,
+        library: str,
+        top_k: int = 5,
+        alpha: float = DEFAULT_ALPHA,
+        beta: float = DEFAULT_BETA,
+        box=None,
     ) -> dict:
         from .retrieval import retrieve
 

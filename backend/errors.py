@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from deepexpr_blender import protocol
+from deepexpr_blender.core import protocol
 
 
 class DeepExprError(Exception):
-    """An error the user can act on. ``code`` is one of the codes in ``deepexpr_blender.protocol``."""
+    """An error the user can act on. ``code`` is one of the codes in ``deepexpr_blender.core.protocol``."""
 
     def __init__(self, code: int, message: str, data: dict[str, Any] | None = None):
         super().__init__(message)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepexpr_blender import protocol
+from deepexpr_blender.core import protocol
 
 from .errors import DeepExprError
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from deepexpr_blender import protocol
+from deepexpr_blender.core import protocol
 
 from .errors import DeepExprError, invalid_image
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deepexpr_blender import library_format as fmt
-from deepexpr_blender import protocol
+from deepexpr_blender.core import library_format as fmt
+from deepexpr_blender.core import protocol
 
 from .errors import DeepExprError
 from .landmarks import SEMANTIC_NAMES

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from deepexpr_blender import protocol
+from deepexpr_blender.core import protocol
+from deepexpr_blender.core.vocabulary import DEFAULT_ALPHA, DEFAULT_BETA
 
 from .capture import capture_frame
 from .errors import DeepExprError, invalid_params
@@ -86,7 +87,7 @@ def register_methods(server: Server) -> None:
         from .library import DEFAULT_LIBRARY, ensure_default_library
 
         library = _str(params, "library", required=False) or ensure_default_library(DEFAULT_LIBRARY)
-        alpha, beta = _weight(params, "alpha", 1.0), _weight(params, "beta", 0.1)
+        alpha, beta = _weight(params, "alpha", DEFAULT_ALPHA), _weight(params, "beta", DEFAULT_BETA)
         image = _str(params, "image")
         res = engine().retrieve(
             image,
@@ -117,7 +118,7 @@ def register_methods(server: Server) -> None:
         lib = load_library(_str(params, "library", required=False) or ensure_default_library(DEFAULT_LIBRARY))
         top_k = _int(params, "top_k", 5, 1, 100)
         step = _int(params, "frame_step", 1, 1, 1000)
-        alpha, beta = _weight(params, "alpha", 1.0), _weight(params, "beta", 0.1)
+        alpha, beta = _weight(params, "alpha", DEFAULT_ALPHA), _weight(params, "beta", DEFAULT_BETA)
         images, video = params.get("images"), params.get("video")
         if (images is None) == (video is None):
             raise invalid_params("give either 'images' (a list of paths) or 'video' (a path)")

@@ -18,13 +18,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepexpr_blender import protocol
+from deepexpr_blender.core import protocol
+from deepexpr_blender.core.vocabulary import LABELS
 
 from .errors import DeepExprError
 
 log = logging.getLogger(__name__)
 
-CLASSES: tuple[str, ...] = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
+CLASSES: tuple[str, ...] = LABELS  # the networks' output order is the shared vocabulary's
 
 
 @dataclass

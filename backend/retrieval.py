@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepexpr_blender.core.vocabulary import DEFAULT_ALPHA, DEFAULT_BETA
+
 from .align import align_face
 from .errors import DeepExprError
 from .geometry import FEATURE_NAMES
@@ -140,8 +142,8 @@ def rank(
     query_dist: np.ndarray,
     query_geo: np.ndarray | None,
     top_k: int = 5,
-    alpha: float = 1.0,
-    beta: float = 0.1,
+    alpha: float = DEFAULT_ALPHA,
+    beta: float = DEFAULT_BETA,
     shortlist: int | None = None,
 ) -> list[dict]:
     """Top-k entries by phi = alpha*JS + beta*geo over the JS shortlist."""
@@ -196,7 +198,13 @@ def query_features(engine, fa) -> tuple[np.ndarray, np.ndarray, dict]:
 
 
 def retrieve(
-    engine, image: str, library: str | Library, top_k: int = 5, alpha: float = 1.0, beta: float = 0.1, box=None
+    engine,
+    image: str,
+    library: str | Library,
+    top_k: int = 5,
+    alpha: float = DEFAULT_ALPHA,
+    beta: float = DEFAULT_BETA,
+    box=None,
 ) -> dict:
     lib = library if isinstance(library, Library) else load_library(library)
     index = build_index(engine, lib)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from deepexpr_blender import protocol
+from deepexpr_blender.core import protocol
 
 from .align import alignment_matrix
 from .errors import DeepExprError, invalid_params

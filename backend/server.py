@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from typing import IO, Any
 
-from deepexpr_blender import protocol as P
+from deepexpr_blender.core import protocol as P
 
 from . import __version__
 from .errors import DeepExprError

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import protocol as P
+from .core import protocol as P
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from bpy.props import (
 )
 from bpy.types import PropertyGroup
 
-from .library_format import LABELS
+from .core.vocabulary import DEFAULT_ALPHA, DEFAULT_BETA, LABELS
 
 EXPRESSION_ITEMS = [(e, e.title(), f"Target expression: {e}") for e in LABELS]
 
@@ -63,8 +63,12 @@ class DEEPEXPR_PG_scene(PropertyGroup):
     library_path: StringProperty(name="Folder", subtype="DIR_PATH", description="Library folder (with library.json)")
     last_library: StringProperty(subtype="DIR_PATH", description="Library the candidates came from")
     top_k: IntProperty(name="Candidates", min=1, max=24, default=6)
-    alpha: FloatProperty(name="Feature weight", min=0, default=1.0, description="Weight of the JS feature distance")
-    beta: FloatProperty(name="Geometry weight", min=0, default=0.1, description="Weight of the geometric distance")
+    alpha: FloatProperty(
+        name="Feature weight", min=0, default=DEFAULT_ALPHA, description="Weight of the JS feature distance"
+    )
+    beta: FloatProperty(
+        name="Geometry weight", min=0, default=DEFAULT_BETA, description="Weight of the geometric distance"
+    )
     target: PointerProperty(name="Target", type=bpy.types.Object, description="Character to key")
     candidates: CollectionProperty(type=DEEPEXPR_PG_candidate)
     # status of background work

@@ -21,26 +21,8 @@ import shutil
 
 import numpy as np
 
-from . import library_format as fmt
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def label_from_name(name: str) -> str | None:
-    """'Joy_2' -> 'joy'; names of other things -> None. Accepts the data sets' synonyms."""
-    synonyms = {
-        "happy": "joy",
-        "happiness": "joy",
-        "angry": "anger",
-        "sad": "sadness",
-        "surprised": "surprise",
-        "disgusted": "disgust",
-        "afraid": "fear",
-        "scared": "fear",
-    }
-    word = re.split(r"[^a-z]+", name.lower().strip())[0] if name else ""
-    word = synonyms.get(word, word)
-    return word if word in fmt.LABELS else None
+from .core import library_format as fmt
+from .core.vocabulary import ferg_layout, label_from_name
 
 
 def _channelbag(id_data):
@@ -126,25 +108,14 @@ def armature_poses(arm) -> list[dict]:
 
 def image_folder_poses(folder: str) -> list[dict]:
     """FERG-DB layout: <character>/<character>_<expression>/*.png -> image poses, labelled by the folder."""
-    poses = []
-    for char in sorted(os.listdir(folder)):
-        cdir = os.path.join(folder, char)
-        if not os.path.isdir(cdir):
-            continue
-        for sub in sorted(os.listdir(cdir)):
-            sdir = os.path.join(cdir, sub)
-            if not os.path.isdir(sdir):
-                continue
-            expr = sub[len(char) + 1 :] if sub.startswith(char + "_") else sub
-            for fname in sorted(os.listdir(sdir)):
-                if fname.lower().endswith(IMAGE_EXTS):
-                    poses.append(
-                        {
-                            "pose": {"type": "image", "path": os.path.join(sdir, fname)},
-                            "label": label_from_name(expr),
-                            "name": f"{char}/{fname}",
-                        }
-                    )
+    poses = [
+        {
+            "pose": {"type": "image", "path": path},
+            "label": label_from_name(expr),
+            "name": f"{char}/{os.path.basename(path)}",
+        }
+        for char, expr, path in ferg_layout(folder)
+    ]
     if not poses:
         raise ValueError(f"no images in the FERG-DB layout (<character>/<character>_<expression>/*.png) under {folder}")
     return poses

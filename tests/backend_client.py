@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
-from deepexpr_blender import protocol as P
+from deepexpr_blender.core import protocol as P
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,7 +16,7 @@ from backend.errors import DeepExprError  # noqa: E402
 from backend.geometry import FEATURE_NAMES, geometric_features  # noqa: E402
 from backend.landmarks import SEMANTIC_NAMES  # noqa: E402
 from backend.library import load_library  # noqa: E402
-from deepexpr_blender import protocol  # noqa: E402
+from deepexpr_blender.core import protocol  # noqa: E402
 from deepexpr_blender.toon import AU_SHAPE_KEYS, CHARACTERS, build_character  # noqa: E402
 from training.characters import load_expression_table  # noqa: E402
 from training.characters.scene import View, place_camera, project_landmarks, render, reset_scene, set_expression  # noqa: E402

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from deepexpr_blender.client import BackendClient, BackendError
-from deepexpr_blender.smoothing import Segment, count_switches, smooth
+from deepexpr_blender.core.smoothing import Segment, count_switches, smooth
 
 
 @pytest.fixture()

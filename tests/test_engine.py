@@ -15,7 +15,7 @@ from backend.errors import DeepExprError
 from backend.geometry import FEATURE_NAMES, geometric_features
 from backend.imageio import decode_image
 from backend.landmarks import semantic_from_68
-from deepexpr_blender import protocol
+from deepexpr_blender.core import protocol
 
 from .conftest import shared_path
 

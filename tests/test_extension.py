@@ -103,7 +103,7 @@ def test_backend_starts_answers_and_restarts_after_kill(addon):
     assert bpy.ops.deepexpr.check_backend() == {"FINISHED"}
     assert _drain_until(lambda: runtime.status["info"] is not None or runtime.status["error"])
     assert runtime.status["error"] is None, runtime.status
-    assert runtime.status["info"]["protocol_version"] == import_module(MODULE + ".protocol").PROTOCOL_VERSION
+    assert runtime.status["info"]["protocol_version"] == import_module(MODULE + ".core.protocol").PROTOCOL_VERSION
     client = runtime.get_client()
     first = client.proc.pid
     os.kill(first, signal.SIGKILL)
@@ -228,7 +228,7 @@ def test_batch_retrieval_over_a_video_keys_smoothed_poses(addon, small_library, 
     assert run.error is None and not run.cancelled
     assert len(run.samples) == 9 and run.no_face == [9, 11]  # video frames 8 and 10 (step 2) are blank
     assert "no face at frames 9, 11" in props.batch_report
-    from deepexpr_blender.smoothing import smooth
+    from deepexpr_blender.core.smoothing import smooth
 
     segs = smooth(run.samples, props.batch_min_hold, props.batch_hysteresis)
     ad = props.target.data.shape_keys.animation_data

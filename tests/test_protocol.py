@@ -9,7 +9,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deepexpr_blender import protocol as P
+from deepexpr_blender.core import protocol as P
 
 json_values = st.recursive(
     st.none()

@@ -128,7 +128,7 @@ def test_generate_cli_warp_and_gan(random_model, random_gan, astronaut_path, tmp
 
 
 def test_generate_over_the_server_with_progress_and_cancel(random_model, astronaut_path, tmp_path):
-    from deepexpr_blender import protocol as P
+    from deepexpr_blender.core import protocol as P
 
     srv = BackendProcess("--expression-model", random_model)
     try:

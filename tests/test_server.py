@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from deepexpr_blender import protocol as P
+from deepexpr_blender.core import protocol as P
 
 from .backend_client import BackendProcess
 

@@ -16,7 +16,7 @@ import time
 
 from backend.geometry import FEATURE_NAMES, geometric_features
 from backend.library import DEFAULT_LIBRARY
-from deepexpr_blender import library_format as fmt
+from deepexpr_blender.core import library_format as fmt
 
 from .characters import load_expression_table
 from .characters.sampling import image_rng, sample_aus

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from backend.models import CLASSES
+from deepexpr_blender.core.vocabulary import canonical_label, ferg_layout
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +32,6 @@ SHARED_DATA = os.path.normpath(
     os.environ.get("DEEPEXPR_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 )
 
-# Dataset names -> canonical names. CK+'s contempt has no canonical class: None drops it (said in reports).
-LABEL_MAP = {
-    "angry": "anger",
-    "anger": "anger",
-    "disgust": "disgust",
-    "fear": "fear",
-    "happy": "joy",
-    "happiness": "joy",
-    "joy": "joy",
-    "neutral": "neutral",
-    "sad": "sadness",
-    "sadness": "sadness",
-    "surprise": "surprise",
-    "contempt": None,
-}
 KAGGLE_FER_ORDER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 # Where dlib's detector usually puts the face in a tight 48x48 data set crop (median over FER2013 detections,
 # as fractions of the side); used when HOG finds no face in a crop that is known to hold one.
@@ -53,7 +39,8 @@ TIGHT_CROP_BOX = (0.06, 0.15, 0.91, 0.93)
 
 
 def canonical(name: str) -> int | None:
-    c = LABEL_MAP.get(name.lower())
+    """A data set's class name -> canonical class index; None for names with no canonical class (contempt)."""
+    c = canonical_label(name)
     return None if c is None else CLASSES.index(c)
 
 
@@ -96,15 +83,10 @@ def subject_folds(subjects: list[str], k: int = 10) -> dict[str, int]:
 def list_ferg(root: str) -> list[Item]:
     """FERG-DB layout: ``<character>/<character>_<expression>/*.png``; the character is the 'subject'."""
     items = []
-    for char in sorted(os.listdir(root)):
-        cdir = os.path.join(root, char)
-        if not os.path.isdir(cdir):
-            continue
-        for sub in sorted(os.listdir(cdir)):
-            expr = sub[len(char) + 1 :] if sub.startswith(char + "_") else sub
-            lab = canonical(expr)
-            if lab is not None:
-                items += [Item(p, lab, char) for p in sorted(glob.glob(os.path.join(cdir, sub, "*.png")))]
+    for char, expr, path in ferg_layout(root, exts=(".png",)):
+        lab = canonical(expr)
+        if lab is not None:
+            items.append(Item(path, lab, char))
     return items
 
 

@@ -9,7 +9,7 @@ from bpy.props import IntProperty, StringProperty
 
 from .. import rig_library, toon
 from ..client import BackendError
-from ..library_format import LibraryError
+from ..core.library_format import LibraryError
 from . import runtime, workflows
 from .keying import KeyingError
 

@@ -10,9 +10,9 @@ import time
 
 import bpy
 
-from .. import library_format
 from ..client import BackendError
-from ..smoothing import smooth
+from ..core import library_format
+from ..core.smoothing import smooth
 from . import runtime
 from .keying import KeyingError, key_pose
 

@@ -31,9 +31,10 @@ import json
 import os
 from typing import Any
 
+from .vocabulary import LABELS
+
 FORMAT = "deepexpr-library"
 VERSION = 1
-LABELS = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
 POSE_TYPES = ("shape_keys", "armature_action", "image")
 
 
