@@ -27,7 +27,7 @@ from backend.models import CLASSES, load_model
 from backend.sequence import interpolate
 from backend.warp import PiecewiseAffineWarper
 
-from .gan_data import fold_masks, load_pairs_dataset, neutral_to_peak
+from .data.ckplus_pairs import fold_masks, load_pairs_dataset, neutral_to_peak
 
 PAPER = {"Qiao et al. 2018 (paper)": (0.769, 27.665), "G2GAN (as reported by the paper)": (0.767, 24.420)}
 

@@ -29,7 +29,7 @@ from backend.models import ModelCard, save_model
 
 from . import dist
 from .config import add_dataclass_args, field, from_args
-from .gan_data import fold_masks, load_pairs_dataset, triplets
+from .data.ckplus_pairs import fold_masks, load_pairs_dataset, triplets
 from .runs import StatsLog, load_checkpoint, new_run_dir, save_checkpoint, seed_everything
 
 log = logging.getLogger(__name__)
