@@ -1,6 +1,6 @@
 """CK+ 10-fold subject-independent accuracy of the human expression network (fine-tuned per fold).
 
-    python -m training.eval_ckplus --human-model runs/export/expression_human [--epochs 15] [--out docs/evaluation]
+    python -m training.evaluate_ckplus --human-model runs/export/expression_human [--epochs 15] [--out docs/evaluation]
 
 Subjects are split into 10 folds by id (``training.data.subject_folds``); for each fold the FER2013 network is
 fine-tuned on the other nine and tested on it, so no subject is on both sides. Seven canonical classes:
@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader
 
 from backend.models import CLASSES, load_model
 
-from .data import SHARED_DATA, CropDataset, crop_cache, list_ckplus, subject_folds
-from .metrics import accuracy, confusion, macro_f1, plot_confusion
+from .data import SHARED_DATA, CropDataset, load_dataset, subject_folds
+from .metrics import calc_metric, calc_metrics, plot_confusion
 from .runs import seed_everything
 from .train_expression import predict
 
@@ -60,21 +60,24 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     human = load_model(args.human_model, "expression", torch.device("cpu"))
     size = int(human.card.input["size"])
-    items = list_ckplus(args.data)
-    data = crop_cache(items, size, tag="ckplus48", workers=1)
-    folds = subject_folds([i.subject for i in items], args.folds)
-    fold_of = np.array([folds[i.subject] for i in items])
-    preds = np.zeros(len(items), dtype=np.int64)
-    per_fold, zero_shot = (
-        [],
-        float((predict(human.module, data["x"], torch.device("cpu")).argmax(1) == data["y"]).mean()),
+    data = load_dataset("ckplus", "all", root=args.data, size=size, workers=1)
+    folds = subject_folds(list(data["subject"]), args.folds)
+    fold_of = np.array([folds[s] for s in data["subject"]])
+    preds = np.zeros(len(data["y"]), dtype=np.int64)
+    n = len(CLASSES)
+    zero_shot = calc_metric(
+        "accuracy",
+        y_true=data["y"],
+        y_pred=predict(human.module, data["x"], torch.device("cpu")).argmax(1),
+        n_classes=n,
     )
+    per_fold = []
     for k in range(args.folds):
         tr, te = fold_of != k, fold_of == k
         assert not set(data["subject"][tr]) & set(data["subject"][te])
         net = finetune(human.module, data["x"][tr], data["y"][tr], args.epochs, args.lr, seed=k)
         preds[te] = predict(net, data["x"][te], torch.device("cpu")).argmax(1)
-        per_fold.append(float((preds[te] == data["y"][te]).mean()))
+        per_fold.append(calc_metric("accuracy", y_true=data["y"][te], y_pred=preds[te], n_classes=n))
         log.info(
             "fold %d: %d test frames of %d subjects, accuracy %.3f",
             k,
@@ -82,22 +85,23 @@ def main(argv: list[str] | None = None) -> None:
             len(set(data["subject"][te])),
             per_fold[-1],
         )
-    cm = confusion(data["y"], preds, len(CLASSES))
+    m = calc_metrics(("confusion", "accuracy", "macro_f1"), y_true=data["y"], y_pred=preds, n_classes=n)
+    cm = m["confusion"]
     os.makedirs(args.out, exist_ok=True)
     plot_confusion(
         cm,
         list(CLASSES),
         os.path.join(args.out, "confusion_ckplus_10fold.png"),
-        f"CK+ 10-fold subject-independent: acc {accuracy(cm):.3f}",
+        f"CK+ 10-fold subject-independent: acc {m['accuracy']:.3f}",
     )
     res = {
-        "accuracy": accuracy(cm),
-        "macro_f1": macro_f1(cm),
+        "accuracy": m["accuracy"],
+        "macro_f1": m["macro_f1"],
         "per_fold": per_fold,
         "fold_mean": float(np.mean(per_fold)),
         "fold_std": float(np.std(per_fold)),
         "zero_shot_accuracy": zero_shot,
-        "frames": len(items),
+        "frames": len(data["y"]),
         "subjects": len(folds),
         "epochs": args.epochs,
         "contempt": "left out (no canonical class)",
