@@ -10,42 +10,20 @@ CK+'s contempt has no canonical class and is left out (its 54 frames are dropped
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import os
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from backend.models import CLASSES, load_model
 
-from .data import SHARED_DATA, CropDataset, load_dataset, subject_folds
+from .data import SHARED_DATA, load_dataset, subject_folds
+from .loops.expression import finetune, predict
 from .metrics import calc_metric, calc_metrics, plot_confusion
-from .runs import seed_everything
-from .train_expression import predict
 
 log = logging.getLogger(__name__)
-
-
-def finetune(net, x, y, epochs: int, lr: float, seed: int):
-    seed_everything(seed)
-    net = copy.deepcopy(net)
-    ds = CropDataset(x, y, augment=True)
-    dl = DataLoader(ds, batch_size=64, shuffle=True, drop_last=False, generator=torch.Generator().manual_seed(seed))
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(dl))
-    for _ in range(epochs):
-        net.train()
-        for xb, yb in dl:
-            loss = F.cross_entropy(net(xb), yb, label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return net.eval()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,7 +26,8 @@ from backend.models import CLASSES, load_model
 from backend.sequence import interpolate
 from backend.warp import PiecewiseAffineWarper
 
-from .data.ckplus_pairs import fold_masks, load_pairs_dataset, neutral_to_peak
+from .data import load_dataset, to_input
+from .data.ckplus_pairs import fold_masks, neutral_to_peak
 from .metrics import calc_metric
 
 PAPER = {"Qiao et al. 2018 (paper)": (0.769, 27.665), "G2GAN (as reported by the paper)": (0.767, 24.420)}
@@ -46,9 +47,8 @@ def gan_frames(model, src: np.ndarray, targets: list[np.ndarray]) -> list[np.nda
 def classify(net, frames: list[np.ndarray], lms_px: list[np.ndarray]) -> np.ndarray:
     size = int(net.card.input["size"])
     crops = np.stack([align_face(f, semantic_from_68(lm), size=size).crop for f, lm in zip(frames, lms_px)])
-    x = ((torch.from_numpy(crops.astype(np.float32) / 255.0) - 0.5) / 0.5)[:, None]
     with torch.inference_mode():
-        return net.module(x).argmax(1).numpy()
+        return net.module(to_input(crops)).argmax(1).numpy()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    data = load_pairs_dataset()
+    data = load_dataset("ckplus_pairs")
     _, test = fold_masks(data, args.fold)
     pairs = neutral_to_peak(data, test)
     dev = torch.device("cpu")

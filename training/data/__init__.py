@@ -17,7 +17,7 @@ from .ckplus import list_ckplus
 from .crops import CropDataset, align_array, augment_crop, crop_cache, engine, init_engine, to_input
 from .fer2013 import list_class_folders, read_fer_csv
 from .ferg import list_ferg
-from .items import SHARED_DATA, DatasetSpec, Item, canonical, subject_folds, subject_split
+from .items import SHARED_DATA, SPLITS, DatasetSpec, Item, canonical, subject_folds, subject_split
 
 DATASETS: dict[str, DatasetSpec] = {
     s.name: s for s in (fer2013.SPEC, ckplus.SPEC, ckplus_pairs.SPEC, ferg.SPEC, characters.SPEC)
@@ -52,6 +52,7 @@ def load_dataset(
 __all__ = [
     "DATASETS",
     "SHARED_DATA",
+    "SPLITS",
     "CropDataset",
     "DatasetSpec",
     "Item",
