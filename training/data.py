@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from backend.models import CLASSES
+from backend.models import CLASSES, normalize_crops
 from deepexpr_blender.core.vocabulary import canonical_label, ferg_layout
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ class CropDataset(Dataset):
         img = self.x[i].astype(np.float32) / 255.0
         if self.augment:
             img = augment_crop(img, np.random)
-        t = torch.from_numpy((img - self.mean) / self.std)[None]
+        t = normalize_crops(img, self.mean, self.std)
         return t, int(self.y[i])
 
 

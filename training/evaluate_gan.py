@@ -23,7 +23,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from backend.align import align_face
 from backend.landmarks import semantic_from_68
-from backend.models import CLASSES, load_model
+from backend.models import CLASSES, load_model, normalize_crops
 from backend.sequence import interpolate
 from backend.warp import PiecewiseAffineWarper
 
@@ -53,7 +53,7 @@ def metrics(gen: np.ndarray, real: np.ndarray) -> tuple[float, float]:
 def classify(net, frames: list[np.ndarray], lms_px: list[np.ndarray]) -> np.ndarray:
     size = int(net.card.input["size"])
     crops = np.stack([align_face(f, semantic_from_68(lm), size=size).crop for f, lm in zip(frames, lms_px)])
-    x = ((torch.from_numpy(crops.astype(np.float32) / 255.0) - 0.5) / 0.5)[:, None]
+    x = normalize_crops(crops)
     with torch.inference_mode():
         return net.module(x).argmax(1).numpy()
 

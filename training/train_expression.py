@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from backend.models import CLASSES, ExpressionNet, ExpressionNetConfig, ModelCard, save_model
+from backend.models import CLASSES, ExpressionNet, ExpressionNetConfig, ModelCard, normalize_crops, save_model
 
 from . import dist
 from .config import add_dataclass_args, field, from_args
@@ -96,8 +96,7 @@ def predict(model: torch.nn.Module, x: np.ndarray, device: torch.device, flip_tt
     model.eval()
     out = []
     for i in range(0, len(x), 512):
-        t = (torch.from_numpy(x[i : i + 512].astype(np.float32) / 255.0) - 0.5) / 0.5
-        t = t[:, None].to(device)
+        t = normalize_crops(x[i : i + 512]).to(device)
         p = F.softmax(model(t), 1)
         if flip_tta:
             p = (p + F.softmax(model(torch.flip(t, dims=[3])), 1)) / 2
