@@ -22,11 +22,11 @@ import torch
 
 from backend.align import align_face
 from backend.landmarks import semantic_from_68
-from backend.models import CLASSES, load_model
+from backend.models import CLASSES, load_model, normalize_crops
 from backend.sequence import interpolate
 from backend.warp import PiecewiseAffineWarper
 
-from .data import load_dataset, to_input
+from .data import load_dataset
 from .data.ckplus_pairs import fold_masks, neutral_to_peak
 from .metrics import calc_metric
 
@@ -48,7 +48,7 @@ def classify(net, frames: list[np.ndarray], lms_px: list[np.ndarray]) -> np.ndar
     size = int(net.card.input["size"])
     crops = np.stack([align_face(f, semantic_from_68(lm), size=size).crop for f, lm in zip(frames, lms_px)])
     with torch.inference_mode():
-        return net.module(to_input(crops)).argmax(1).numpy()
+        return net.module(normalize_crops(crops)).argmax(1).numpy()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,9 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backend.models import ExpressionNet
-
-from .data import to_input
+from backend.models import ExpressionNet, normalize_crops
 
 
 @dataclass
@@ -41,7 +39,7 @@ def pooled_features(net: ExpressionNet, crops: np.ndarray, flip: bool = False, b
     net.eval()
     out = []
     for i in range(0, len(crops), batch):
-        x = to_input(crops[i : i + batch])
+        x = normalize_crops(crops[i : i + batch])
         if flip:
             x = torch.flip(x, dims=[3])
         out.append(net.pool(net.features(x)).flatten(1))
@@ -109,7 +107,7 @@ def embed_and_classify(net: ExpressionNet, crops: np.ndarray, batch: int = 512) 
     net.eval()
     embs, probs = [], []
     for i in range(0, len(crops), batch):
-        x = to_input(crops[i : i + batch])
+        x = normalize_crops(crops[i : i + batch])
         e = net.embed(x)
         embs.append(e.numpy())
         probs.append(F.softmax(net.fc2(e), 1).numpy())

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from backend.models import normalize_crops
+
 from .items import Item
 
 if TYPE_CHECKING:
@@ -49,8 +51,8 @@ def engine() -> Engine:
 
 
 def to_input(crops: np.ndarray) -> torch.Tensor:
-    """uint8 crops (N,S,S) -> the networks' input (N,1,S,S), scaled to [-1, 1] (mean 0.5, std 0.5)."""
-    return ((torch.from_numpy(crops.astype(np.float32) / 255.0) - 0.5) / 0.5)[:, None]
+    """uint8 crops (N,S,S) -> the networks' input (N,1,S,S): ``backend.models.normalize_crops``."""
+    return normalize_crops(crops)
 
 
 def align_array(gray: np.ndarray, size: int, tight_crop: bool = True) -> tuple[np.ndarray, bool, np.ndarray]:
@@ -141,8 +143,7 @@ class CropDataset(Dataset):
         img = self.x[i].astype(np.float32) / 255.0
         if self.augment:
             img = augment_crop(img, np.random)
-        t = torch.from_numpy((img - self.mean) / self.std)[None]
-        return t, int(self.y[i])
+        return normalize_crops(img, self.mean, self.std), int(self.y[i])
 
 
 def augment_crop(img: np.ndarray, rng) -> np.ndarray:
