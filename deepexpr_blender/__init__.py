@@ -1,8 +1,8 @@
 """DeepExpr for Blender: the extension's entry point.
 
-Blender-facing code (``ui``, ``ops``, ``props``, ``prefs``) is imported inside ``register()`` only, so the
-plain modules of this package (``protocol``, ...) import without ``bpy``: the backend shares ``protocol``
-with the add-on, and plain pytest tests them.
+Blender-facing code is imported inside ``register()`` only, so the plain parts of this package (``core``,
+``poses``' validation, ``errors``, ``client``) import without ``bpy``: the backend shares ``core`` with the
+add-on, and plain pytest tests them. The rooms and their one-way arrows: ``docs/architecture-addon.md``.
 """
 
 

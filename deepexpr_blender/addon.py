@@ -1,32 +1,22 @@
-"""Registration of the add-on's Blender parts, in order; unregistered in reverse. Registering twice works."""
+"""Registration of the add-on's rooms, in order; unregistered in reverse. Registering twice works.
+
+Each room has its own ordered ``classes`` and ``register()``/``unregister()`` (Blender Studio's Kitsu add-on
+layout): state first (scene properties, preferences), then the backend session, the UI frame (the sidebar
+panels the features' sub-panels hang from), then the features in the order their sub-panels appear.
+"""
 
 from __future__ import annotations
 
-import atexit
+from . import batch, capture, find_and_key, library_from_rig, prefs, props, session, sidebar, transitions
 
-import bpy
-
-from . import ops, prefs, props, ui
+ROOMS = (props, prefs, session, sidebar, capture, find_and_key, library_from_rig, transitions, batch)
 
 
 def register() -> None:
-    for cls in props.classes:
-        bpy.utils.register_class(cls)
-    props.register()
-    for cls in prefs.classes:
-        bpy.utils.register_class(cls)
-    ops.register()
-    ui.register()
-    # Blender quitting: stop the backend cleanly (it also exits by itself when Blender's process dies).
-    atexit.register(ops.runtime.unregister)
+    for room in ROOMS:
+        room.register()
 
 
 def unregister() -> None:
-    atexit.unregister(ops.runtime.unregister)
-    ui.unregister()
-    ops.unregister()
-    for cls in reversed(prefs.classes):
-        bpy.utils.unregister_class(cls)
-    props.unregister()
-    for cls in reversed(props.classes):
-        bpy.utils.unregister_class(cls)
+    for room in reversed(ROOMS):
+        room.unregister()

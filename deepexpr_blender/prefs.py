@@ -1,12 +1,21 @@
-"""Add-on preferences: the backend interpreter, device, library folders, log level, and a backend check."""
+"""Add-on preferences (machine settings): the backend interpreter, device, library folders, log level."""
 
 from __future__ import annotations
 
+import bpy
 from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringProperty
 from bpy.types import AddonPreferences, PropertyGroup
 
+from . import status
 from .client import find_project_python
-from .ops import runtime
+
+ADDON = __package__  # the add-on's package name (works installed as an extension or from source)
+
+
+def get():
+    """The add-on's preferences, or None when it is not enabled (e.g. while unregistering)."""
+    addon = bpy.context.preferences.addons.get(ADDON)
+    return addon.preferences if addon else None
 
 
 class DEEPEXPR_PG_library_folder(PropertyGroup):
@@ -14,7 +23,7 @@ class DEEPEXPR_PG_library_folder(PropertyGroup):
 
 
 class DEEPEXPR_AddonPreferences(AddonPreferences):
-    bl_idname = __package__
+    bl_idname = ADDON
 
     python: StringProperty(
         name="Backend Python",
@@ -56,22 +65,12 @@ class DEEPEXPR_AddonPreferences(AddonPreferences):
         box.operator("deepexpr.library_folder_add", icon="ADD")
         row = layout.row()
         row.operator("deepexpr.check_backend", icon="PLUGIN")
-        st = runtime.status
+        st = status.backend
         layout.label(text=st["text"], icon="ERROR" if st["error"] else "INFO")
         if st["error"]:
-            for line in _wrap(st["error"], 90):
+            for line in status.wrap(st["error"], 90):
                 layout.label(text=line)
 
 
-def _wrap(text: str, width: int) -> list[str]:
-    words, lines, cur = text.split(), [], ""
-    for w in words:
-        if len(cur) + len(w) + 1 > width:
-            lines.append(cur)
-            cur = w
-        else:
-            cur = f"{cur} {w}".strip()
-    return lines + ([cur] if cur else [])
-
-
 classes = (DEEPEXPR_PG_library_folder, DEEPEXPR_AddonPreferences)
+register, unregister = bpy.utils.register_classes_factory(classes)

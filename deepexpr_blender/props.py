@@ -20,10 +20,10 @@ EXPRESSION_ITEMS = [(e, e.title(), f"Target expression: {e}") for e in LABELS]
 
 
 def _library_items(self, context):
-    from .ops.runtime import prefs
+    from . import prefs
 
     items = [("BUILTIN", "Built-in characters", "The procedural toon characters that ship with DeepExpr")]
-    p = prefs()
+    p = prefs.get()
     for i, f in enumerate(p.library_folders if p else []):
         if f.path:
             items.append((f"PREF{i}", bpy.path.basename(f.path.rstrip("/\\")) or f.path, f.path))
@@ -122,11 +122,14 @@ class DEEPEXPR_PG_scene(PropertyGroup):
 
 
 classes = (DEEPEXPR_PG_candidate, DEEPEXPR_PG_scene)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 
 def register() -> None:
+    _register_classes()
     bpy.types.Scene.deepexpr = PointerProperty(type=DEEPEXPR_PG_scene)
 
 
 def unregister() -> None:
     del bpy.types.Scene.deepexpr
+    _unregister_classes()

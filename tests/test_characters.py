@@ -158,7 +158,7 @@ def test_broken_library_is_refused_naming_the_entry(small_library, tmp_path, dam
     elif damage == "json":
         (root / "library.json").write_text(json.dumps(data)[:-40])
     elif damage == "pose":
-        victim["pose"] = {"type": "morph_target_v9"}
+        victim["pose"] = {"kind": "morph_target_v9"}  # no "type": any named kind passes the core
     elif damage == "label":
         victim["label"] = "smug"
     if damage != "json":

@@ -56,10 +56,10 @@ def zip_path(tmp_path_factory):
 def _drain_until(cond, timeout=120.0):
     from importlib import import_module
 
-    runtime = import_module(MODULE + ".ops.runtime")
+    connection = import_module(MODULE + ".session.connection")
     deadline = time.time() + timeout
     while time.time() < deadline:
-        runtime.drain()
+        connection.drain()
         if cond():
             return True
         time.sleep(0.05)
@@ -81,7 +81,7 @@ def addon(zip_path, random_model, tmp_path_factory):
     from importlib import import_module
 
     yield import_module(MODULE)
-    import_module(MODULE + ".ops.runtime").unregister()
+    import_module(MODULE + ".session.connection").stop()
     addon_utils.disable(MODULE)
 
 
@@ -99,12 +99,13 @@ def test_register_unregister_twice(addon):
 def test_backend_starts_answers_and_restarts_after_kill(addon):
     from importlib import import_module
 
-    runtime = import_module(MODULE + ".ops.runtime")
+    connection = import_module(MODULE + ".session.connection")
+    backend = import_module(MODULE + ".status").backend
     assert bpy.ops.deepexpr.check_backend() == {"FINISHED"}
-    assert _drain_until(lambda: runtime.status["info"] is not None or runtime.status["error"])
-    assert runtime.status["error"] is None, runtime.status
-    assert runtime.status["info"]["protocol_version"] == import_module(MODULE + ".core.protocol").PROTOCOL_VERSION
-    client = runtime.get_client()
+    assert _drain_until(lambda: backend["info"] is not None or backend["error"])
+    assert backend["error"] is None, backend
+    assert backend["info"]["protocol_version"] == import_module(MODULE + ".core.protocol").PROTOCOL_VERSION
+    client = connection.get_client()
     first = client.proc.pid
     os.kill(first, signal.SIGKILL)
     _drain_until(lambda: not client.alive, 10)
@@ -222,7 +223,7 @@ def test_batch_retrieval_over_a_video_keys_smoothed_poses(addon, small_library, 
     scene.frame_set(1)
     from importlib import import_module
 
-    wf = import_module(MODULE + ".ops.workflows")
+    wf = import_module(MODULE + ".batch.workflow")
     run = wf.start_batch(scene)
     assert _drain_until(lambda: run.done, 300)
     assert run.error is None and not run.cancelled
@@ -256,7 +257,7 @@ def test_batch_over_an_image_folder_keys_every_step(addon, small_library, tmp_pa
     scene.frame_set(40)
     from importlib import import_module
 
-    run = import_module(MODULE + ".ops.workflows").start_batch(scene)
+    run = import_module(MODULE + ".batch.workflow").start_batch(scene)
     assert _drain_until(lambda: run.done, 300)
     assert [f for f, _ in run.samples] == [40, 42, 44]  # one image per frame, every 2nd sampled
 
@@ -270,11 +271,11 @@ def test_cancel_keeps_what_was_keyed(addon, small_library, tmp_path):
     props.batch_step = 1
     from importlib import import_module
 
-    wf = import_module(MODULE + ".ops.workflows")
-    runtime = import_module(MODULE + ".ops.runtime")
+    wf = import_module(MODULE + ".batch.workflow")
+    connection = import_module(MODULE + ".session.connection")
     run = wf.start_batch(scene)
     assert _drain_until(lambda: len(run.samples) >= 2, 120)
-    runtime.get_client().cancel(run.request_id)
+    connection.get_client().cancel(run.request_id)
     assert _drain_until(lambda: run.done, 120)
     assert run.cancelled and 2 <= len(run.samples) < 80
     assert run.keyed_starts and "cancelled" in props.batch_report
@@ -291,11 +292,11 @@ def test_generate_transition_lands_as_an_image_strip(addon, tmp_path):
     blocker = sed.strips.new_image(name="existing", filepath=_astronaut(), channel=1, frame_start=20)
     blocker.frame_final_duration = 30
     scene.frame_set(25)
-    wf = import_module(MODULE + ".ops.workflows")
-    state = wf.start_transition(scene)
-    assert _drain_until(lambda: state["done"], 300)
-    assert state["error"] is None, state
-    strip = state["strip"]
+    wf = import_module(MODULE + ".transitions.workflow")
+    job = wf.start_transition(scene)
+    assert _drain_until(lambda: job.done, 300)
+    assert job.error is None, job
+    strip = job.strip
     assert strip.type == "IMAGE" and strip.frame_final_start == 25 and strip.frame_final_end == 33
     assert strip.channel == 2  # channel 1 is taken over those frames
     assert len(strip.elements) == 8
@@ -325,12 +326,12 @@ def test_build_library_from_the_active_rig(addon):
 def test_missing_backend_gives_a_clear_message(addon):
     from importlib import import_module
 
-    runtime = import_module(MODULE + ".ops.runtime")
+    backend = import_module(MODULE + ".status").backend
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.python = "/nonexistent/python"
     try:
         bpy.ops.deepexpr.check_backend()
-        assert runtime.status["error"] and "preferences" in runtime.status["error"]
+        assert backend["error"] and "preferences" in backend["error"]
         props = bpy.context.scene.deepexpr
         props.source, props.image_path = "IMAGE", _astronaut()
         with pytest.raises(RuntimeError, match="not found"):
@@ -364,12 +365,15 @@ class _Layout:
 def test_every_panel_draws(addon):
     from importlib import import_module
 
-    panels = import_module(MODULE + ".ui.panels")
+    rooms = import_module(MODULE + ".addon").ROOMS
+    ui_types = (bpy.types.Panel, bpy.types.Menu)
+    drawn = [c for room in rooms for c in getattr(room, "classes", ()) if issubclass(c, ui_types)]
+    assert len(drawn) >= 10
     scene = bpy.context.scene
     props = scene.deepexpr
     c = props.candidates.add()
     c.pose_id, c.label, c.thumbnail = "x", "joy", _astronaut()
-    for cls in panels.classes:
+    for cls in drawn:
         log: list[str] = []
         fake = type("P", (), {"layout": _Layout(log)})()
         for source in ("WEBCAM", "IMAGE", "STRIP"):

@@ -11,7 +11,11 @@ import pytest
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
 from backend.library import load_library  # noqa: E402
-from deepexpr_blender import rig_library as rl  # noqa: E402
+from deepexpr_blender import poses  # noqa: E402
+from deepexpr_blender.core.vocabulary import label_from_name  # noqa: E402
+from deepexpr_blender.errors import RigError  # noqa: E402
+from deepexpr_blender.library_from_rig.build import build_library  # noqa: E402
+from deepexpr_blender.poses import armature, image_swap, shape_keys  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -57,10 +61,11 @@ def test_shape_key_keyframes_become_poses_and_a_library(tmp_path):
     _key(obj, 1, {"jaw_open": 0.0, "brow_up": 0.0})
     _key(obj, 10, {"jaw_open": 1.0, "brow_up": 1.0})
     _key(obj, 20, {"jaw_open": 0.3, "brow_up": 0.0})
-    poses = rl.shape_key_poses(obj)
-    assert [p["pose"]["values"]["jaw_open"] for p in poses] == pytest.approx([0.0, 1.0, 0.3])
-    assert all(p["label"] is None for p in poses)
-    lib_json = rl.build_library(str(tmp_path / "face_lib"), poses, rig=obj, size=96)
+    assert poses.kinds_finding_in(obj) == [shape_keys.KIND]
+    found = poses.find_poses(obj)
+    assert [p["pose"]["values"]["jaw_open"] for p in found] == pytest.approx([0.0, 1.0, 0.3])
+    assert all(p["label"] is None for p in found)
+    lib_json = build_library(str(tmp_path / "face_lib"), found, rig=obj, size=96)
     lib = load_library(os.path.dirname(lib_json))
     assert len(lib.entries) == 3
     thumbs = [cv2.imread(lib.thumbnail(i)) for i in range(3)]
@@ -78,7 +83,7 @@ def test_pose_markers_label_poses():
     action = obj.data.shape_keys.animation_data.action
     m = action.pose_markers.new("Surprise_big")
     m.frame = 5
-    poses = rl.shape_key_poses(obj)
+    poses = shape_keys.KIND.find(obj)
     assert len(poses) == 1 and poses[0]["label"] == "surprise"
     assert poses[0]["pose"]["values"]["jaw_open"] == pytest.approx(1.0)
 
@@ -86,8 +91,8 @@ def test_pose_markers_label_poses():
 def test_mesh_without_animation_says_what_to_do():
     _fresh()
     obj = _face_mesh()
-    with pytest.raises(ValueError, match="key some poses"):
-        rl.shape_key_poses(obj)
+    with pytest.raises(RigError, match="key some poses"):
+        shape_keys.KIND.find(obj)
 
 
 def test_armature_action_and_pose_assets(tmp_path):
@@ -115,10 +120,10 @@ def test_armature_action_and_pose_assets(tmp_path):
         pb.keyframe_insert("rotation_euler", frame=frame)
     asset = bpy.data.actions.new("Joy pose")
     asset.asset_mark()
-    poses = rl.armature_poses(arm)
+    poses = armature.KIND.find(arm)
     assert [p["pose"]["frame"] for p in poses[:2]] == [1.0, 10.0]
     assert poses[-1]["label"] == "joy" and poses[-1]["pose"]["action"] == "Joy pose"
-    lib = load_library(os.path.dirname(rl.build_library(str(tmp_path / "rig_lib"), poses[:2], rig=arm, size=64)))
+    lib = load_library(os.path.dirname(build_library(str(tmp_path / "rig_lib"), poses[:2], rig=arm, size=64)))
     t0, t1 = (cv2.imread(lib.thumbnail(i)) for i in range(2))
     assert np.abs(t0.astype(float) - t1).mean() > 1.0  # the head turned between the two poses
 
@@ -132,9 +137,9 @@ def test_image_folder_in_ferg_layout(tmp_path):
         img = np.full((120, 100, 3), color, np.uint8)
         cv2.circle(img, (50, 60), 30, (0, 0, 255), -1)
         cv2.imwrite(str(d / "a.png"), img)
-    poses = rl.image_folder_poses(str(root))
+    poses = image_swap.KIND.find_in_folder(str(root))
     assert sorted(p["label"] for p in poses) == ["anger", "joy"]
-    lib = load_library(os.path.dirname(rl.build_library(str(tmp_path / "img_lib"), poses, size=64)))
+    lib = load_library(os.path.dirname(build_library(str(tmp_path / "img_lib"), poses, size=64)))
     assert len(lib.entries) == 2
     thumb = cv2.imread(lib.thumbnail(0))
     assert max(thumb.shape[:2]) == 64
@@ -142,6 +147,6 @@ def test_image_folder_in_ferg_layout(tmp_path):
 
 
 def test_label_from_name():
-    assert rl.label_from_name("Happy_02") == "joy"
-    assert rl.label_from_name("anger") == "anger"
-    assert rl.label_from_name("frame 12") is None
+    assert label_from_name("Happy_02") == "joy"
+    assert label_from_name("anger") == "anger"
+    assert label_from_name("frame 12") is None

@@ -96,7 +96,7 @@ def main() -> None:
     bpy.context.preferences.addons[module].preferences.python = sys.executable
     from importlib import import_module
 
-    wf, runtime = import_module(module + ".ops.workflows"), import_module(module + ".ops.runtime")
+    wf, connection = import_module(module + ".batch.workflow"), import_module(module + ".session.connection")
     scene = bpy.context.scene
     bpy.ops.deepexpr.add_character(character="pip")
     props = scene.deepexpr
@@ -105,7 +105,7 @@ def main() -> None:
     run = wf.start_batch(scene)
     t0 = time.time()
     while not run.done and time.time() - t0 < 900:
-        runtime.drain()
+        connection.drain()
         time.sleep(0.05)
     print(props.batch_report)
     # Render the keyed character at the chosen frames.
@@ -134,7 +134,7 @@ def main() -> None:
         tiles_bottom.append(bottom)
     sheet = np.vstack([np.hstack(tiles_top), np.hstack(tiles_bottom)])
     cv2.imwrite(args.out, sheet)
-    runtime.unregister()
+    connection.stop()
     print(args.out)
 
 

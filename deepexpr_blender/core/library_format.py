@@ -12,14 +12,13 @@ A library is a folder::
      "entries": [{"id": "pip-joy-000",
                   "label": "joy" | null,           # one of the 7 canonical expressions, when known
                   "thumbnail": "thumbs/pip-joy-000.png",
-                  "pose": {...},                   # see POSE_TYPES
+                  "pose": {"type": ..., ...},      # see "Pose kinds"
                   "geometry": [floats] | null,     # geometric features of the pose (backend.geometry)
                   "landmarks": [[x, y], ...] | null}]}   # named landmarks in thumbnail pixels
 
-Pose types:
-- ``shape_keys``: ``{"type": "shape_keys", "target": <object name>, "values": {<shape key>: value}}``
-- ``armature_action``: ``{"type": "armature_action", "target": <armature name>, "action": <name>, "frame": n}``
-- ``image``: ``{"type": "image", "path": <image path, relative to the library>}`` (2D characters)
+Pose kinds: a pose is a JSON object whose ``"type"`` names its kind. This core checks only that; each kind's
+fields are defined and checked by its module in the add-on's ``poses/`` package (``shape_keys``,
+``armature_action``, ``image``, ...), so adding a kind does not touch the shared core.
 
 Shared by the add-on (which writes libraries from a user's rig) and the backend (which loads and embeds them).
 Loading validates everything first and fails with ``LibraryError`` naming the entry: nothing half-loaded.
@@ -29,13 +28,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 from .vocabulary import LABELS
 
 FORMAT = "deepexpr-library"
 VERSION = 1
-POSE_TYPES = ("shape_keys", "armature_action", "image")
+POSE_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class LibraryError(ValueError):
@@ -46,36 +46,22 @@ def _fail(root: str, where: str, what: str) -> LibraryError:
     return LibraryError(f"library {root}: {where}: {what}")
 
 
+def entry_error(root: str, index: int, entry: dict, what: str) -> LibraryError:
+    """The error for entry ``index`` of a library, named by its id (for kind-specific checks done elsewhere)."""
+    return _fail(root, f"entry {index} ({entry.get('id')!r})", what)
+
+
 def _check_pose(root: str, where: str, pose: Any) -> None:
-    if not isinstance(pose, dict) or pose.get("type") not in POSE_TYPES:
+    """Generic checks only: a pose is an object whose "type" names its kind. What each kind needs is checked by
+    the add-on's pose kinds (``deepexpr_blender/poses``), which the backend does not need."""
+    kind = pose.get("type") if isinstance(pose, dict) else None
+    if not isinstance(kind, str) or not POSE_TYPE_PATTERN.fullmatch(kind):
         raise _fail(
             root,
             where,
-            f"unknown pose type {pose.get('type') if isinstance(pose, dict) else pose!r}; "
-            f"expected one of {', '.join(POSE_TYPES)}",
+            f"unknown pose type {kind if isinstance(pose, dict) else pose!r}: a pose is an object whose 'type' "
+            "names its kind (lowercase letters, digits, '_')",
         )
-    t = pose["type"]
-    if t == "shape_keys":
-        vals = pose.get("values")
-        if (
-            not isinstance(pose.get("target"), str)
-            or not isinstance(vals, dict)
-            or not all(
-                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in vals.items()
-            )
-        ):
-            raise _fail(root, where, "shape_keys pose needs 'target' (string) and 'values' ({name: number})")
-    elif t == "armature_action":
-        if (
-            not isinstance(pose.get("target"), str)
-            or not isinstance(pose.get("action"), str)
-            or not isinstance(pose.get("frame"), (int, float))
-        ):
-            raise _fail(root, where, "armature_action pose needs 'target', 'action' (strings) and 'frame' (number)")
-    elif t == "image":
-        path = pose.get("path")
-        if not isinstance(path, str) or not os.path.isfile(os.path.join(root, path)):
-            raise _fail(root, where, f"image pose file missing: {path!r}")
 
 
 def validate(data: Any, root: str) -> dict:

@@ -1,4 +1,5 @@
-"""Thumbnails as icons (bpy.utils.previews), loaded once per file path."""
+"""Thumbnails as icons (bpy.utils.previews), loaded once per file path and modification time; freed when the
+add-on is unregistered (``sidebar`` room)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,6 @@ def icon(path: str) -> int:
     key = f"{path}:{os.path.getmtime(path)}"
     item = _pcoll.get(key) or _pcoll.load(key, path, "IMAGE")
     return item.icon_id
-
-
-def register() -> None:
-    pass
 
 
 def unregister() -> None:

@@ -1,4 +1,5 @@
-"""The add-on's one backend client, the timer that drains it on Blender's main thread, and status text."""
+"""The add-on's one backend connection: the client, the timer that drains it on Blender's main thread, and
+the backend's status."""
 
 from __future__ import annotations
 
@@ -7,24 +8,18 @@ import os
 
 import bpy
 
+from .. import paths, prefs, status
 from ..client import BackendClient, BackendError, find_project_python
 
 log = logging.getLogger(__name__)
 
-ADDON = __package__.rsplit(".", 1)[0]  # the add-on's package (works installed as an extension or from source)
 DRAIN_INTERVAL = 0.1
 
 _client: BackendClient | None = None
-status = {"text": "Backend not started", "error": None, "info": None}
-
-
-def prefs():
-    addon = bpy.context.preferences.addons.get(ADDON)
-    return addon.preferences if addon else None
 
 
 def backend_python() -> str:
-    p = prefs()
+    p = prefs.get()
     chosen = bpy.path.abspath(p.python) if p and p.python else ""
     return chosen or find_project_python() or ""
 
@@ -32,13 +27,13 @@ def backend_python() -> str:
 def get_client() -> BackendClient:
     """The client, (re)made when the preferences changed. Starting the process happens on first request."""
     global _client
-    p = prefs()
+    p = prefs.get()
     python, device = backend_python(), (p.device if p else "auto")
     level = p.log_level if p else "WARNING"
     if _client is None or (_client.python, _client.device, _client.log_level) != (python, device, level):
         if _client is not None:
             _client.stop()
-        log_file = os.path.join(user_dir("logs"), "backend.log")
+        log_file = os.path.join(paths.user_dir("logs"), "backend.log")
         _client = BackendClient(python, device=device, log_level=level, log_file=log_file)
     return _client
 
@@ -54,33 +49,6 @@ def require_backend() -> BackendClient:
     return client
 
 
-def user_dir(*parts: str) -> str:
-    """Writable folder of the extension (never inside the add-on folder)."""
-    try:
-        base = bpy.utils.extension_path_user(ADDON, create=True)
-    except (ValueError, AttributeError):  # running as a legacy add-on: fall back to Blender's user config
-        base = os.path.join(bpy.utils.user_resource("CONFIG"), "deepexpr")
-    path = os.path.join(base, *parts)
-    os.makedirs(path, exist_ok=True)
-    return path
-
-
-def output_dir(*parts: str) -> str:
-    """Next to the .blend (//deepexpr/...) when saved, else the extension's user folder."""
-    if bpy.data.filepath:
-        path = os.path.join(bpy.path.abspath("//deepexpr"), *parts)
-        os.makedirs(path, exist_ok=True)
-        return path
-    return user_dir("output", *parts)
-
-
-def redraw() -> None:
-    wm = bpy.context.window_manager
-    for window in getattr(wm, "windows", []):
-        for area in window.screen.areas:
-            area.tag_redraw()
-
-
 def drain() -> int:
     """Run the callbacks of everything the backend sent (main thread). Tests call this directly."""
     if _client is None:
@@ -94,37 +62,32 @@ def drain() -> int:
 
 def _timer() -> float:
     if drain():
-        redraw()
+        status.redraw()
     return DRAIN_INTERVAL
 
 
-def set_status(text: str, error: str | None = None) -> None:
-    status["text"], status["error"] = text, error
-    redraw()
-
-
 def check_backend() -> None:
-    """Start (or restart) the backend; the result lands in ``status``."""
+    """Start (or restart) the backend; the result lands in ``status.backend``."""
     client = get_client()
 
     def ready(info: dict) -> None:
-        status["info"] = info
+        status.backend["info"] = info
         models = ", ".join(f"{k} {'ok' if v.get('loaded') else 'missing'}" for k, v in info.get("models", {}).items())
-        set_status(
+        status.set_backend(
             f"Backend {info.get('backend_version')} on {info.get('device')} (protocol "
             f"{info.get('protocol_version')}); models: {models}"
         )
 
     def failed(err: BackendError) -> None:
-        status["info"] = None
-        set_status(
+        status.backend["info"] = None
+        status.set_backend(
             "Backend failed",
             f"{err}. Check the Backend Python in the preferences "
             "(the project's .venv/bin/python) and the log in the extension's user folder.",
         )
 
     try:
-        set_status("Starting the backend...")
+        status.set_backend("Starting the backend...")
         client.spawn(ready, failed)
     except BackendError as err:
         failed(err)
@@ -141,7 +104,8 @@ def _on_load(*_args) -> None:
             scene.deepexpr.status = "Interrupted (file loaded)"
 
 
-def register() -> None:
+def start() -> None:
+    """Install the drain timer and the file-load handlers (idempotent)."""
     if _on_load not in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.append(_on_load)
     if _on_load not in bpy.app.handlers.load_post:
@@ -150,7 +114,8 @@ def register() -> None:
         bpy.app.timers.register(_timer, first_interval=DRAIN_INTERVAL, persistent=True)
 
 
-def unregister() -> None:
+def stop() -> None:
+    """Remove the timer and handlers and stop the backend."""
     global _client
     for handlers in (bpy.app.handlers.load_pre, bpy.app.handlers.load_post):
         if _on_load in handlers:

@@ -1,0 +1,10 @@
+"""Feature room: capture a face (webcam, image, movie strip) and read its landmarks and expression."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import ops, ui
+
+classes = (*ops.classes, *ui.classes)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -1,0 +1,56 @@
+"""Build library from rig, and Add character (one of the toon characters the built-in library keys)."""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+from bpy.props import StringProperty
+
+from .. import paths, poses, toon
+from ..operator_base import USER_ERRORS, ReportingOperator
+from .build import build_library
+
+
+class DEEPEXPR_OT_add_character(ReportingOperator, bpy.types.Operator):
+    bl_idname = "deepexpr.add_character"
+    bl_label = "Add character"
+    bl_description = "Add one of DeepExpr's toon characters (the built-in library's poses key it) and target it"
+    bl_options = {"REGISTER", "UNDO"}
+    character: StringProperty(default="pip")
+
+    def execute(self, context):
+        spec = next((c for c in toon.CHARACTERS if c.name == self.character), None)
+        if spec is None:
+            return self.fail(ValueError(f"unknown character {self.character!r}"))
+        obj = toon.build_character(spec, context.collection)
+        obj.location = context.scene.cursor.location
+        context.scene.deepexpr.target = obj
+        return {"FINISHED"}
+
+
+class DEEPEXPR_OT_build_library(ReportingOperator, bpy.types.Operator):
+    bl_idname = "deepexpr.build_library"
+    bl_label = "Build library from rig"
+    bl_description = "Make a pose library from the active object's saved shape-key poses or armature poses"
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and bool(poses.kinds_finding_in(obj))
+
+    def execute(self, context):
+        obj = context.active_object
+        try:
+            found = poses.find_poses(obj)
+            out = os.path.join(paths.user_dir("libraries"), bpy.path.clean_name(obj.name))
+            build_library(out, found, rig=obj, name=obj.name)
+        except USER_ERRORS as err:
+            return self.fail(err)
+        props = context.scene.deepexpr
+        props.library_path, props.library, props.target = out, "CUSTOM", obj
+        self.report({"INFO"}, f"Library of {len(found)} poses written to {out}")
+        return {"FINISHED"}
+
+
+classes = (DEEPEXPR_OT_add_character, DEEPEXPR_OT_build_library)
