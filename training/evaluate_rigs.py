@@ -50,6 +50,15 @@ RIG_FILES = {
     "weboji_raccoon": "weboji_raccoon.blend",
 }
 VARIANTS = ("previous", "face", "face+geo")
+# Scoring variants reported on the rigs, with the weights training.rig_scoring chose on our toons.
+SCORING_VARIANTS = (
+    "served: js + 0.1 geo",
+    "features only (js)",
+    "geometry only",
+    "relative geometry only",
+    "declared label only",
+    "js + g*label + b*geo (chosen)",
+)
 
 
 @dataclass
@@ -62,6 +71,10 @@ class RigEvalConfig:
     rebuild: bool = field(False, "rebuild libraries that already exist")
     alpha: float = field(DEFAULT_ALPHA, "JS weight")
     beta: float = field(DEFAULT_BETA, "geometric weight")
+    scoring: str = field(
+        os.path.join("docs", "evaluation", "rig_scoring.json"),
+        "weights chosen on our toons by training.rig_scoring (skipped when absent)",
+    )
 
 
 # ------------------------------------------------------------------------------------------ libraries (bpy)
@@ -232,6 +245,11 @@ def evaluate(cfg: RigEvalConfig) -> dict:
     builds = {name: build_libraries(name, cfg.work, cfg.rebuild) for name in cfg.rigs}
     engine = Engine(EngineConfig(device="cpu"))
     results: dict = {"config": asdict(cfg), "rigs": {}}
+    chosen = {}
+    if cfg.scoring and os.path.exists(cfg.scoring):
+        with open(cfg.scoring, encoding="utf-8") as f:
+            chosen = {k: tuple(v) for k, v in json.load(f)["chosen_all"].items() if k in SCORING_VARIANTS}
+        results["scoring_weights"] = chosen
     for name, b in builds.items():
         paths = dict(b["paths"])
         paths["face+geo"] = add_geometry(paths["face"], os.path.join(cfg.work, name, "face+geo"))
@@ -251,6 +269,13 @@ def evaluate(cfg: RigEvalConfig) -> dict:
                 rig_res["variants"][variant][qname] = s
                 log.info("%s %s %s: ANR %.3f (chance %.3f) top-1 %.3f", name, variant, qname, s["mean_anr"],
                          s["mean_chance"], s["mean_top1"])  # fmt: skip
+        if chosen:
+            from .rig_scoring import metrics, parts, score
+
+            rig_res["scoring"] = {}
+            for qname, q in qs.items():
+                p = parts(engine, paths["face+geo"], q)
+                rig_res["scoring"][qname] = {v: metrics(p, score(p, *w)) for v, w in chosen.items()}
         results["rigs"][name] = rig_res
     results["seconds"] = round(time.time() - t0, 1)
     return results
@@ -301,6 +326,26 @@ def write_report(res: dict, out: str) -> None:
                 )
         s0 = next(iter(r["variants"]["face"].values()))
         lines += ["", "chance: " + ", ".join(f"{e} {s0['chance'][e]:.2f}" for e in exprs if e in s0["chance"]), ""]
+    if res.get("scoring_weights"):
+        lines += [
+            "## Scoring variants on the `face+geo` libraries",
+            "",
+            "Weights frozen from `training.rig_scoring` (chosen on our toons, leave one toon out; see "
+            "[rig_scoring.md](rig_scoring.md)); nothing here was chosen on these rigs. Mean ANR / top-1.",
+            "",
+            "| rig | queries | " + " | ".join(res["scoring_weights"]) + " |",
+            "|---|---|" + "---:|" * len(res["scoring_weights"]),
+        ]
+        for name, r in res["rigs"].items():
+            for qname, per in r.get("scoring", {}).items():
+                cells = [f"{per[v]['anr']:.3f} / {per[v]['top1']:.3f}" for v in res["scoring_weights"]]
+                lines.append(f"| {name} | {qname} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "Weights: "
+            + "; ".join(f"{k}: a={w[0]} g={w[1]} b={w[2]} {w[3]}" for k, w in res["scoring_weights"].items()),
+            "",
+        ]
     lines += [f"Run time: {res['seconds']} s (2-core CPU, shared)."]
     with open(os.path.join(out, "rigs_results.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
