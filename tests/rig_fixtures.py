@@ -20,7 +20,7 @@ TOON_EXPRESSIONS: dict[str, dict[str, float]] = {
     "surprised": {"inner_brow_raise": 0.85, "outer_brow_raise": 0.85, "upper_lid_raise": 0.8, "jaw_drop": 0.75},
     "relaxed": {"lip_corner_pull": 0.3},
     "aa": {"jaw_drop": 1.0},
-    "blink": {"lid_tighten": 1.0},
+    "blink": {"blink": 1.0},
 }
 TOON_CUSTOM: dict[str, dict[str, float]] = {
     "Fear": {"inner_brow_raise": 0.8, "upper_lid_raise": 0.8, "lip_stretch": 0.8, "lips_part": 0.6},
@@ -36,12 +36,26 @@ def _export_toon_glb(path: str, character: str = "pip", rename=None) -> None:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     spec = next(c for c in CHARACTERS if c.name == character)
     obj = build_character(spec)
+    _add_blink(obj)
     if rename:
         for kb in obj.data.shape_keys.key_blocks[1:]:
             kb.name = rename.get(kb.name, kb.name)
     bpy.ops.export_scene.gltf(
         filepath=path, export_format="GLB", export_morph=True, use_selection=False, export_apply=False
     )
+
+
+def _add_blink(obj) -> None:
+    """A full blink key, as VRM and ARKit rigs have: the toon's lid tightener (a partial closing) doubled."""
+    import numpy as np
+
+    blocks = obj.data.shape_keys.key_blocks
+    n = len(obj.data.vertices)
+    base, lt = np.empty(n * 3, np.float32), np.empty(n * 3, np.float32)
+    blocks[0].data.foreach_get("co", base)
+    blocks["lid_tighten"].data.foreach_get("co", lt)
+    key = obj.shape_key_add(name="blink", from_mix=False)
+    key.data.foreach_set("co", base + 2.0 * (lt - base))
 
 
 def _morph_index(doc: dict, mesh_index: int) -> dict[str, int]:
@@ -117,6 +131,7 @@ TOON_TO_ARKIT = {
     "lip_stretch": "mouthStretchLeft",
     "lips_part": "mouthLowerDownLeft",
     "jaw_drop": "jawOpen",
+    "blink": "eyeBlinkLeft",
 }
 
 

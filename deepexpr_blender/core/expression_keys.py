@@ -327,7 +327,7 @@ def detect_scheme(keys_by_mesh: dict[str, list[str]], table: dict | None = None)
     candidates = [
         ("deepexpr", _index(keys_by_mesh, lambda k: toon_keys.get(k)), 8),
         ("facs", _index(keys_by_mesh, _facs_canon), 6),
-        ("arkit", _index(keys_by_mesh, arkit_name), 20),
+        ("arkit", _index(keys_by_mesh, arkit_name), 8),
         ("valid", _index(keys_by_mesh, lambda k: v if (v := valid_name(k)) in _VALID_NAMES else None), 10),
         ("weboji", _index(keys_by_mesh, lambda k: k if k in WEBOJI_11 else None), 6),
     ]

@@ -273,7 +273,7 @@ def _vrm1(doc: dict, ext: dict) -> VrmTable:
     nodes = doc.get("nodes") or []
     out = []
     for kind in ("preset", "custom"):
-        group = table.get(kind) or {}
+        group = table.get(kind, {})
         if not isinstance(group, dict):
             raise VrmError(f"VRM 1.0: expressions.{kind} is not an object")
         for name, e in group.items():

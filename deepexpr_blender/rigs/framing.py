@@ -160,7 +160,7 @@ def textures_load(objs: list) -> tuple[bool, list[str]]:
     for o in visible_meshes(objs):
         for slot in getattr(o, "material_slots", []):
             mat = slot.material
-            if mat is None or not mat.use_nodes or mat.node_tree is None:
+            if mat is None or mat.node_tree is None:
                 continue
             for node in mat.node_tree.nodes:
                 if node.type == "TEX_IMAGE" and node.image is not None:
