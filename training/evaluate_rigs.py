@@ -18,7 +18,9 @@ library has, at most ``--per-expression`` of each per set (seeded). Retrieval is
 (``backend.retrieval.build_index`` + ``rank`` over the whole library, alpha 1, beta 0.1, the shipped
 networks). Reported per rig, set and library: mean ANR per expression (``training.metrics``), their mean, the
 chance level ((1 - N_rel/N)/2 averaged the same way) and top-1 accuracy. Results go to ``<out>/rigs.json`` and
-``<out>/rigs_results.md``; the libraries and a contact sheet to ``--work`` (ignored), never the repository.
+``<out>/rigs_results.md``, with two pictures holding no data-set face (``rigs_thumbnails.png``: each rig's
+library; ``rigs_top5_sample_face.png``: the top-5 poses for the public-domain sample face); the libraries go
+to ``--work`` (ignored).
 """
 
 from __future__ import annotations
@@ -351,6 +353,53 @@ def write_report(res: dict, out: str) -> None:
         f.write("\n".join(lines) + "\n")
 
 
+def _tile(path: str, tile: int, text: str = "", points=None, scale: float = 1.0) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(path)
+    if points is not None:
+        for x, y in np.asarray(points):
+            cv2.circle(img, (int(round(x)), int(round(y))), 2, (40, 40, 230), -1)
+    img = cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA)
+    if text:
+        cv2.putText(img, text, (4, tile - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (20, 20, 20), 1, cv2.LINE_AA)
+    return img
+
+
+def write_sheets(work: str, rigs: tuple[str, ...], out: str, sample_face: str, tile: int = 128) -> list[str]:
+    """Two pictures with no data-set face in them: every rig's library (neutral and each expression at full
+    intensity, landmarks drawn), and the top-5 poses of each rig for the public-domain sample face."""
+    import cv2
+
+    from backend.engine import Engine, EngineConfig
+
+    rows = []
+    for name in rigs:
+        data = json.load(open(os.path.join(work, name, "face", "library.json"), encoding="utf-8"))
+        picked = [e for e in data["entries"] if e["intensity"] in (0.0, 1.0)]
+        row = [
+            _tile(os.path.join(work, name, "face", e["thumbnail"]), tile, e["expression"], e["landmarks"])
+            for e in picked
+        ]
+        row += [np.full((tile, tile, 3), 255, np.uint8)] * (7 - len(row))
+        rows.append(np.hstack(row))
+    paths = [os.path.join(out, "rigs_thumbnails.png")]
+    cv2.imwrite(paths[0], np.vstack(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    engine = Engine(EngineConfig(device="cpu"))
+    fa = engine.analyze(sample_face)
+    query = cv2.cvtColor(cv2.resize(fa.aligned(tile).crop, (tile, tile)), cv2.COLOR_GRAY2BGR)
+    rows = []
+    for name in rigs:
+        res = engine.retrieve(sample_face, os.path.join(work, name, "face+geo"), top_k=5)
+        row = [query] + [
+            _tile(c["thumbnail"], tile, f"{c['rank']}. {c['id'].split('-', 1)[1]}") for c in res["candidates"]
+        ]
+        rows.append(np.hstack(row))
+    paths.append(os.path.join(out, "rigs_top5_sample_face.png"))
+    cv2.imwrite(paths[1], np.vstack(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return paths
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataclass_args(ap, RigEvalConfig)
@@ -363,6 +412,14 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     res = evaluate(cfg)
     write_report(res, cfg.out)
+    import tempfile
+
+    import cv2
+    import skimage.data
+
+    sample = os.path.join(tempfile.mkdtemp(), "astronaut.png")  # public domain (NASA), scikit-image
+    cv2.imwrite(sample, cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    write_sheets(cfg.work, cfg.rigs, cfg.out, sample)
     print(json.dumps({n: {v: {q: round(s["mean_anr"], 3) for q, s in d.items()} for v, d in r["variants"].items()}
                       for n, r in res["rigs"].items()}))  # fmt: skip
 
