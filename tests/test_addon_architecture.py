@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"prefs"},
     {"status", "previews"},
     {"poses", "toon"},
+    {"rigs"},  # character objects, face-on framing, 3D landmarks (rig libraries)
     {"compat"},
     {"client", "errors"},
     {"core"},  # the bpy-free shared core: the only part the backend imports
