@@ -213,7 +213,7 @@ def test_retrieval_on_a_built_rig_library_uses_its_landmarks_and_geometry(toon_v
     builder.build_rig_library(face, out, poses, roles=report["roles"])
     lib = add_geometry(out, str(tmp_path / "lib+geo"))
     engine = Engine(EngineConfig(device="cpu"))
-    res = engine.retrieve(astronaut_path, lib, top_k=len(poses))
+    res = engine.retriever.retrieve(astronaut_path, lib, top_k=len(poses))
     cands = res["candidates"]
     assert len(cands) == len(poses) and len({c["id"] for c in cands}) == len(poses)
     assert any(c["geo"] > 0 for c in cands)  # the geometric term runs for this library

@@ -390,7 +390,7 @@ def write_sheets(work: str, rigs: tuple[str, ...], out: str, sample_face: str, t
     query = cv2.cvtColor(cv2.resize(fa.aligned(tile).crop, (tile, tile)), cv2.COLOR_GRAY2BGR)
     rows = []
     for name in rigs:
-        res = engine.retrieve(sample_face, os.path.join(work, name, "face+geo"), top_k=5)
+        res = engine.retriever.retrieve(sample_face, os.path.join(work, name, "face+geo"), top_k=5)
         row = [query] + [
             _tile(c["thumbnail"], tile, f"{c['rank']}. {c['id'].split('-', 1)[1]}") for c in res["candidates"]
         ]
