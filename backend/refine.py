@@ -1,0 +1,174 @@
+"""Warp first, then refine: full-resolution colour frames that keep the photo's identity and add what a warp
+cannot show.
+
+1. The piecewise-affine warp (``backend.warp``) moves the photo itself along the landmarks, at its own size and
+   colour: identity, hair, background and resolution are the photo's.
+2. Where the target opens the mouth, the cavity and upper teeth are painted inside the inner lips
+   (``backend.mouth``).
+3. ``warp+refine`` only: the landmark-guided GAN (``backend.gan``, 64x64 gray) adds the shading a warp cannot
+   make (lid closure, brow and nasolabial folds, teeth). Its *expression delta* is taken against its own
+   rendering of the neutral face, warped the same way: ``r = G(crop, target) - warp(G(crop, source))``. The
+   GAN's bias towards the faces it was trained on (CK+ identity, lighting) is in both terms and cancels; what
+   is left is what the expression changes in appearance. ``r`` is weighted by a soft face mask in the crop,
+   mapped back to the photo by the crop's similarity and added to the luminance (``backend.composite``).
+
+``FrameRenderer`` does this for a whole transition; ``backend.sequence.generate`` uses it for ``warp`` and
+``warp+refine``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from deepexpr_blender.core import protocol
+
+from .align import alignment_matrix
+from .appearance import AppearanceModel
+from .composite import add_luminance, crop_to_image, face_mask, face_size, scale_luminance
+from .errors import DeepExprError
+from .landmarks import semantic_from_68
+from .mouth import paint_mouth
+from .warp import PiecewiseAffineWarper
+
+MIN_FACE_PX = 32  # smallest face (landmark extent, pixels) a transition is made for
+GAN_SIZE = 64
+
+
+@dataclass
+class RefineConfig:
+    gain: float = 1.0  # scale of the GAN's expression delta
+    appearance_gain: float = 1.0  # scale of the data-driven expression ratio images
+    feather: float = 0.10  # soft mask feather (fraction of the face size)
+    mode: str = "delta"  # delta: G(target) - warp(G(source)); direct: G(target) - crop(warped photo)
+
+
+def check_landmarks(pts: np.ndarray, shape: tuple[int, ...], what: str = "target landmarks") -> np.ndarray:
+    """68x2 finite landmarks, mostly inside the image, for a face at least ``MIN_FACE_PX`` wide; a clear
+    INVALID_PARAMS error otherwise."""
+    p = np.asarray(pts, np.float64)
+    if p.shape != (68, 2):
+        raise DeepExprError(protocol.INVALID_PARAMS, f"{what}: need 68 [x, y] points, got shape {list(p.shape)}")
+    if not np.isfinite(p).all():
+        raise DeepExprError(protocol.INVALID_PARAMS, f"{what}: not finite (NaN or infinity)")
+    h, w = shape[:2]
+    size = face_size(p)
+    if size < MIN_FACE_PX:
+        raise DeepExprError(
+            protocol.INVALID_PARAMS,
+            f"{what}: the face is {size:.0f} px across; transitions need at least {MIN_FACE_PX} px "
+            "(use a larger photo or a closer crop)",
+        )
+    inside = (p[:, 0] >= -w) & (p[:, 0] <= 2 * w) & (p[:, 1] >= -h) & (p[:, 1] <= 2 * h)
+    if not inside.all():
+        raise DeepExprError(protocol.INVALID_PARAMS, f"{what}: points far outside the {w}x{h} image")
+    return p
+
+
+class GanRefiner:
+    """The GAN's expression delta for one source face, pasted onto warped full-resolution frames."""
+
+    def __init__(self, model, image_bgr: np.ndarray, src68: np.ndarray, cfg: RefineConfig | None = None):
+        from .sequence import gan_crop
+
+        self.model, self.cfg = model, cfg or RefineConfig()
+        self.shape = image_bgr.shape
+        self.crop = gan_crop(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), src68)
+        self.src_crop_pts = self.crop.points(src68)
+        self.g_src = self._gan([self.src_crop_pts])[0]
+        self.g_src_warper = PiecewiseAffineWarper(self.g_src, self.src_crop_pts)
+
+    def _gan(self, crop_pts: list[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        from .sequence import normalize_landmarks
+
+        x = torch.from_numpy(self.crop.image.astype(np.float32) / 127.5 - 1)[None, None]
+        lm = torch.from_numpy(np.stack([normalize_landmarks(p) for p in crop_pts]).astype(np.float32))
+        with torch.inference_mode():
+            y = self.model(x.expand(len(lm), -1, -1, -1), lm)
+        return [(f[0].numpy().astype(np.float32) + 1) * 127.5 for f in y]
+
+    def gan_frames(self, targets: list[np.ndarray]) -> list[np.ndarray]:
+        """The GAN's 64x64 float frames for each target (image pixels), batched."""
+        pts = [self.crop.points(t) for t in targets]
+        return [g for i in range(0, len(pts), 64) for g in self._gan(pts[i : i + 64])]
+
+    def residual(self, g: np.ndarray, target: np.ndarray, frame_bgr: np.ndarray) -> np.ndarray:
+        """The masked, scaled 64x64 residual (gray levels) of GAN frame ``g`` for ``target`` (image pixels)."""
+        p = self.crop.points(target)
+        if self.cfg.mode == "direct":
+            gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+            base = cv2.warpAffine(gray, self.crop.matrix, (GAN_SIZE, GAN_SIZE), flags=cv2.INTER_AREA)
+        else:
+            base = self.g_src_warper.warp(p)
+        r = g - base.astype(np.float32)
+        return r * face_mask((GAN_SIZE, GAN_SIZE), p, self.cfg.feather) * self.cfg.gain
+
+    def apply(self, frame_bgr: np.ndarray, residual64: np.ndarray) -> np.ndarray:
+        return add_luminance(frame_bgr, crop_to_image(residual64, self.crop.matrix, frame_bgr.shape))
+
+
+class AppearanceRefiner:
+    """The data-driven expression shading (``backend.appearance``) for one source face, applied to warped
+    full-resolution frames as a luminance ratio through a soft face mask."""
+
+    def __init__(self, model: AppearanceModel, image_shape, src68: np.ndarray, gain: float = 1.0, feather=0.10):
+        self.model, self.gain, self.feather, self.shape = model, gain, feather, image_shape
+        sem = semantic_from_68(src68)
+        self.crop_m = alignment_matrix(sem, GAN_SIZE)
+        self.tmpl_m = alignment_matrix(sem, 1)
+        self.src_t = self._template(src68)
+
+    def _template(self, pts: np.ndarray) -> np.ndarray:
+        return pts @ self.tmpl_m[:, :2].T + self.tmpl_m[:, 2]
+
+    def log_ratio(self, target68: np.ndarray) -> np.ndarray:
+        """(64, 64) masked log-ratio for a target (image pixels), in the source's crop."""
+        w = self.model.weights(self.src_t, self._template(target68))
+        p = target68 @ self.crop_m[:, :2].T + self.crop_m[:, 2]
+        return self.model.ratio(p, w) * face_mask((GAN_SIZE, GAN_SIZE), p, self.feather) * self.gain
+
+    def apply(self, frame: np.ndarray, log_ratio64: np.ndarray) -> np.ndarray:
+        return scale_luminance(frame, crop_to_image(log_ratio64, self.crop_m, frame.shape))
+
+
+class FrameRenderer:
+    """Frames of a transition at the photo's own resolution and colour: warp, mouth interior and, with a GAN
+    model, the refinement. ``render(i)`` is frame i (BGR uint8, the photo's size)."""
+
+    def __init__(
+        self,
+        image_bgr: np.ndarray,
+        src68: np.ndarray,
+        path: list[np.ndarray],
+        gan_model=None,
+        cfg: RefineConfig | None = None,
+        appearance: AppearanceModel | None = None,
+    ):
+        self.cfg = cfg = cfg or RefineConfig()
+        self.src = check_landmarks(src68, image_bgr.shape, "source landmarks")
+        self.path = [check_landmarks(p, image_bgr.shape) for p in path]
+        self.warper = PiecewiseAffineWarper(image_bgr, self.src)
+        self.refiner = GanRefiner(gan_model, image_bgr, self.src, cfg) if gan_model is not None else None
+        self.appearance = (
+            AppearanceRefiner(appearance, image_bgr.shape, self.src, cfg.appearance_gain, cfg.feather)
+            if appearance is not None
+            else None
+        )
+        self._gan: list[np.ndarray] | None = None
+
+    def warp_only(self, i: int) -> np.ndarray:
+        return self.warper.warp(self.path[i])
+
+    def render(self, i: int) -> np.ndarray:
+        frame = self.warper.warp(self.path[i])
+        if self.appearance is not None:
+            frame = self.appearance.apply(frame, self.appearance.log_ratio(self.path[i]))
+        if self.refiner is not None:
+            if self._gan is None:
+                self._gan = self.refiner.gan_frames(self.path)  # one batched GAN pass for the whole transition
+            frame = self.refiner.apply(frame, self.refiner.residual(self._gan[i], self.path[i], frame))
+        return paint_mouth(frame, self.path[i], self.src)
