@@ -2,7 +2,8 @@
 cannot show.
 
 1. The piecewise-affine warp (``backend.warp``) moves the photo itself along the landmarks, at its own size and
-   colour: identity, hair, background and resolution are the photo's.
+   colour: identity, hair, background and resolution are the photo's. A ring of fixed points around the face
+   (``anchor_ring``) keeps the background beyond it still.
 2. Where the target opens the mouth, the cavity and upper teeth are painted inside the inner lips
    (``backend.mouth``).
 3. ``warp+refine`` only: the landmark-guided GAN (``backend.gan``, 64x64 gray) adds the shading a warp cannot
@@ -135,6 +136,20 @@ class AppearanceRefiner:
         return scale_luminance(frame, crop_to_image(log_ratio64, self.crop_m, frame.shape))
 
 
+def anchor_ring(paths: list[np.ndarray], shape: tuple[int, ...], margin: float = 0.35, n: int = 16) -> np.ndarray:
+    """(k, 2) fixed points on an ellipse around every landmark set of the transition, ``margin`` of the face's
+    extent outside it: the warp moves only what lies inside the ring, the background beyond it stays put.
+    Points outside the image, or within a few pixels of its border, are dropped."""
+    h, w = shape[:2]
+    allp = np.concatenate(paths)
+    c = paths[0].mean(0)
+    ext = np.abs(allp - c).max(0) * (1 + margin)
+    a = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    ring = c + np.stack([ext[0] * np.cos(a), ext[1] * np.sin(a)], 1)
+    keep = (ring[:, 0] > 3) & (ring[:, 0] < w - 4) & (ring[:, 1] > 3) & (ring[:, 1] < h - 4)
+    return ring[keep]
+
+
 class FrameRenderer:
     """Frames of a transition at the photo's own resolution and colour: warp, mouth interior and, with a GAN
     model, the refinement. ``render(i)`` is frame i (BGR uint8, the photo's size)."""
@@ -151,7 +166,8 @@ class FrameRenderer:
         self.cfg = cfg = cfg or RefineConfig()
         self.src = check_landmarks(src68, image_bgr.shape, "source landmarks")
         self.path = [check_landmarks(p, image_bgr.shape) for p in path]
-        self.warper = PiecewiseAffineWarper(image_bgr, self.src)
+        self.ring = anchor_ring([self.src, *self.path], image_bgr.shape)
+        self.warper = PiecewiseAffineWarper(image_bgr, np.concatenate([self.src, self.ring]))
         self.refiner = GanRefiner(gan_model, image_bgr, self.src, cfg) if gan_model is not None else None
         self.appearance = (
             AppearanceRefiner(appearance, image_bgr.shape, self.src, cfg.appearance_gain, cfg.feather)
@@ -161,10 +177,14 @@ class FrameRenderer:
         self._gan: list[np.ndarray] | None = None
 
     def warp_only(self, i: int) -> np.ndarray:
-        return self.warper.warp(self.path[i])
+        """Frame i of the warp alone (the anchor ring held fixed)."""
+        return self.warp_points(self.path[i])
+
+    def warp_points(self, pts68: np.ndarray) -> np.ndarray:
+        return self.warper.warp(np.concatenate([pts68, self.ring]))
 
     def render(self, i: int) -> np.ndarray:
-        frame = self.warper.warp(self.path[i])
+        frame = self.warp_only(i)
         if self.appearance is not None:
             frame = self.appearance.apply(frame, self.appearance.log_ratio(self.path[i]))
         if self.refiner is not None:
