@@ -130,13 +130,20 @@ class AppearanceRefiner:
         """(64, 64) masked log-ratio for a target (image pixels), in the source's crop."""
         w = self.model.weights(self.src_t, self._template(target68))
         p = target68 @ self.crop_m[:, :2].T + self.crop_m[:, 2]
-        return self.model.ratio(p, w) * face_mask((GAN_SIZE, GAN_SIZE), p, self.feather) * self.gain
+        mask = face_mask((GAN_SIZE, GAN_SIZE), p, self.feather)
+        # Inside the inner lips the frame shows the source's own mouth interior, stretched, or the painted one
+        # (backend.mouth): the mean CK+ teeth there would only wash the photo's out.
+        lips = np.zeros((GAN_SIZE * 4, GAN_SIZE * 4), np.uint8)
+        cv2.fillPoly(lips, [np.round(p[60:68] * 4).astype(np.int32)], 255, cv2.LINE_AA)
+        lips = cv2.resize(lips, (GAN_SIZE, GAN_SIZE), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        mask *= 1 - cv2.GaussianBlur(lips, (0, 0), 0.8)
+        return self.model.ratio(p, w) * mask * self.gain
 
     def apply(self, frame: np.ndarray, log_ratio64: np.ndarray) -> np.ndarray:
         return scale_luminance(frame, crop_to_image(log_ratio64, self.crop_m, frame.shape))
 
 
-def anchor_ring(paths: list[np.ndarray], shape: tuple[int, ...], margin: float = 0.35, n: int = 16) -> np.ndarray:
+def anchor_ring(paths: list[np.ndarray], shape: tuple[int, ...], margin: float = 0.6, n: int = 16) -> np.ndarray:
     """(k, 2) fixed points on an ellipse around every landmark set of the transition, ``margin`` of the face's
     extent outside it: the warp moves only what lies inside the ring, the background beyond it stays put.
     Points outside the image, or within a few pixels of its border, are dropped."""
