@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .align import template68
-from .warp import PiecewiseAffineWarper
+from .warp import RemapWarper
 
 APPEARANCE_PATH = os.path.join(os.path.dirname(__file__), "assets", "expression_appearance.npz")
 SIZE = 64
@@ -38,7 +38,7 @@ class AppearanceModel:
     peak_scale: np.ndarray | None = None  # (E,) a strong peak's extent along each mean delta (1 = the mean)
 
     def __post_init__(self):
-        self._warpers = [PiecewiseAffineWarper(r.astype(np.float32), s) for r, s in zip(self.log_ratio, self.shapes)]
+        self._warpers = [RemapWarper(r.astype(np.float32), s) for r, s in zip(self.log_ratio, self.shapes)]
         self._basis = self.deltas.reshape(len(self.expressions), -1).T  # (136, E)
 
     def weights(self, src_template: np.ndarray, tgt_template: np.ndarray) -> np.ndarray:

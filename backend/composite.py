@@ -68,6 +68,31 @@ def crop_to_image(field64: np.ndarray, matrix: np.ndarray, shape: tuple[int, int
     )
 
 
+def crop_roi(matrix: np.ndarray, shape: tuple[int, ...], size: int = 64) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the image box the ``size`` crop covers (``matrix``: image -> crop), clipped."""
+    a, b = matrix[:, :2], matrix[:, 2]
+    corners = (np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64) - b) @ np.linalg.inv(a).T
+    h, w = shape[:2]
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [w, h])
+    return int(x0), int(y0), int(max(x1, x0)), int(max(y1, y0))
+
+
+def paste_field(image: np.ndarray, field64: np.ndarray, matrix: np.ndarray, multiplicative: bool) -> np.ndarray:
+    """``image`` with a crop-space field (gray levels, or a log-ratio when ``multiplicative``) mapped back by
+    ``matrix`` (image -> crop) and applied on every channel, only inside the box the crop covers."""
+    x0, y0, x1, y1 = crop_roi(matrix, image.shape, field64.shape[0])
+    out = image.copy()
+    if x1 <= x0 or y1 <= y0:
+        return out
+    m = matrix.astype(np.float64).copy()
+    m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)  # ROI pixels -> crop
+    f = crop_to_image(field64, m, (y1 - y0, x1 - x0))
+    roi = image[y0:y1, x0:x1]
+    out[y0:y1, x0:x1] = scale_luminance(roi, f) if multiplicative else add_luminance(roi, f)
+    return out
+
+
 def _gradient(gray: np.ndarray) -> np.ndarray:
     g = gray.astype(np.float32)
     return np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))

@@ -28,11 +28,11 @@ from deepexpr_blender.core import protocol
 
 from .align import alignment_matrix
 from .appearance import AppearanceModel
-from .composite import add_luminance, crop_to_image, face_mask, face_size, scale_luminance
+from .composite import face_mask, face_size, paste_field
 from .errors import DeepExprError
 from .landmarks import semantic_from_68
 from .mouth import paint_mouth
-from .warp import PiecewiseAffineWarper
+from .warp import PiecewiseAffineWarper, RemapWarper
 
 MIN_FACE_PX = 32  # smallest face (landmark extent, pixels) a transition is made for
 GAN_SIZE = 64
@@ -109,7 +109,7 @@ class GanRefiner:
         return r * face_mask((GAN_SIZE, GAN_SIZE), p, self.cfg.feather) * self.cfg.gain
 
     def apply(self, frame_bgr: np.ndarray, residual64: np.ndarray) -> np.ndarray:
-        return add_luminance(frame_bgr, crop_to_image(residual64, self.crop.matrix, frame_bgr.shape))
+        return paste_field(frame_bgr, residual64, self.crop.matrix, multiplicative=False)
 
 
 class AppearanceRefiner:
@@ -140,7 +140,7 @@ class AppearanceRefiner:
         return self.model.ratio(p, w) * mask * self.gain
 
     def apply(self, frame: np.ndarray, log_ratio64: np.ndarray) -> np.ndarray:
-        return scale_luminance(frame, crop_to_image(log_ratio64, self.crop_m, frame.shape))
+        return paste_field(frame, log_ratio64, self.crop_m, multiplicative=True)
 
 
 def anchor_ring(paths: list[np.ndarray], shape: tuple[int, ...], margin: float = 0.6, n: int = 16) -> np.ndarray:
@@ -174,7 +174,7 @@ class FrameRenderer:
         self.src = check_landmarks(src68, image_bgr.shape, "source landmarks")
         self.path = [check_landmarks(p, image_bgr.shape) for p in path]
         self.ring = anchor_ring([self.src, *self.path], image_bgr.shape)
-        self.warper = PiecewiseAffineWarper(image_bgr, np.concatenate([self.src, self.ring]))
+        self.warper = RemapWarper(image_bgr, np.concatenate([self.src, self.ring]))
         self.refiner = GanRefiner(gan_model, image_bgr, self.src, cfg) if gan_model is not None else None
         self.appearance = (
             AppearanceRefiner(appearance, image_bgr.shape, self.src, cfg.appearance_gain, cfg.feather)

@@ -114,3 +114,16 @@ def test_bad_input_gives_clear_errors(engine, astronaut_path, face, tmp_path):
     with pytest.raises(DeepExprError, match="not finite") as exc:
         generate(engine, astronaut_path, str(tmp_path / "o"), SequenceConfig(frames=3), keyframes=str(keys))
     assert exc.value.name == "INVALID_PARAMS"
+
+
+def test_remap_warp_matches_the_per_triangle_warp(face):
+    from backend.refine import anchor_ring
+    from backend.warp import PiecewiseAffineWarper, RemapWarper
+
+    bgr, src = face
+    tgt = expression_target(src, "surprise")
+    ring = anchor_ring([src, tgt], bgr.shape)
+    s, t = np.concatenate([src, ring]), np.concatenate([tgt, ring])
+    a, b = PiecewiseAffineWarper(bgr, s).warp(t), RemapWarper(bgr, s).warp(t)
+    assert np.abs(a.astype(int) - b).mean() < 0.05 and np.array_equal(RemapWarper(bgr, s).warp(s), bgr)
+    assert np.abs(b.astype(int) - bgr).mean() > 1.0
