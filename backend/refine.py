@@ -68,15 +68,25 @@ def check_landmarks(pts: np.ndarray, shape: tuple[int, ...], what: str = "target
     return p
 
 
+class _Crop:
+    def __init__(self, image_bgr: np.ndarray, src68: np.ndarray):
+        self.matrix = alignment_matrix(semantic_from_68(src68), GAN_SIZE)
+        gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+        self.image = cv2.warpAffine(
+            gray, self.matrix, (GAN_SIZE, GAN_SIZE), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+        )
+
+    def points(self, pts68: np.ndarray) -> np.ndarray:
+        return pts68 @ self.matrix[:, :2].T + self.matrix[:, 2]
+
+
 class GanRefiner:
     """The GAN's expression delta for one source face, pasted onto warped full-resolution frames."""
 
     def __init__(self, model, image_bgr: np.ndarray, src68: np.ndarray, cfg: RefineConfig | None = None):
-        from .sequence import gan_crop
-
         self.model, self.cfg = model, cfg or RefineConfig()
         self.shape = image_bgr.shape
-        self.crop = gan_crop(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), src68)
+        self.crop = _Crop(image_bgr, src68)  # the GAN's 64x64 gray crop, as backend.sequence.gan_crop makes it
         self.src_crop_pts = self.crop.points(src68)
         self.g_src = self._gan([self.src_crop_pts])[0]
         self.g_src_warper = PiecewiseAffineWarper(self.g_src, self.src_crop_pts)
@@ -84,10 +94,8 @@ class GanRefiner:
     def _gan(self, crop_pts: list[np.ndarray]) -> list[np.ndarray]:
         import torch
 
-        from .sequence import normalize_landmarks
-
         x = torch.from_numpy(self.crop.image.astype(np.float32) / 127.5 - 1)[None, None]
-        lm = torch.from_numpy(np.stack([normalize_landmarks(p) for p in crop_pts]).astype(np.float32))
+        lm = torch.from_numpy(np.stack([p / (GAN_SIZE - 1) * 2 - 1 for p in crop_pts]).astype(np.float32))
         with torch.inference_mode():
             y = self.model(x.expand(len(lm), -1, -1, -1), lm)
         return [(f[0].numpy().astype(np.float32) + 1) * 127.5 for f in y]
