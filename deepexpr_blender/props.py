@@ -102,7 +102,11 @@ class DEEPEXPR_PG_scene(PropertyGroup):
     )
     seq_method: EnumProperty(
         name="Method",
-        items=[("warp", "Warp", "Piecewise-affine warp, any resolution"), ("gan", "GAN", "Landmark-guided GAN, 64x64")],
+        items=[
+            ("warp", "Warp", "Warp + expression shading + mouth interior, the photo's resolution and colour"),
+            ("warp+gan", "Warp + GAN", "The warp, refined by the landmark-guided GAN's expression delta"),
+            ("gan", "GAN", "Landmark-guided GAN, 64x64 gray"),
+        ],
         default="warp",
     )
     # batch
