@@ -242,3 +242,32 @@ def test_sparse_keys_recover_the_held_expressions(backend, take):
 def test_key_poses_refuses_bad_takes(backend):
     for params in ({"frames": [], "probabilities": []}, {"frames": [1, 2], "probabilities": [[0.5, 0.5]]}):
         assert backend.request("key_poses", params)["error"]["code"] == P.INVALID_PARAMS
+
+
+# ---------------------------------------------------------------------------------------------- smoothing
+def test_online_smoother_agrees_with_the_batch_smoothing():
+    """Live mode and batch retrieval smooth alike: the online smoother picks, sample by sample, the pose of the
+    batch smoothing's segment at that frame."""
+    from deepexpr_blender.core.smoothing import OnlineSmoother, smooth
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        samples = []
+        for f in range(int(rng.integers(5, 80))):
+            if rng.random() < 0.1:
+                samples.append((f, None))
+                continue
+            ids = rng.choice(["a", "b", "c", "d"], size=3, replace=False)
+            samples.append((f, [(str(i), float(s)) for i, s in zip(ids, rng.random(3))]))
+        hold, hyst = int(rng.integers(0, 8)), float(rng.choice([0.0, 0.05, 0.2]))
+        segs = smooth(samples, hold, hyst)
+        online = OnlineSmoother(hold, hyst)
+        for f, cands in samples:
+            online.push(f, cands)
+            expect = next((s.pose_id for s in segs if s.start <= f <= s.end), None)
+            assert online.current == expect, (f, samples, segs)
+    sm = OnlineSmoother(0, 0.0)
+    sm.push(0.0, [("a", 0.1)])
+    sm.push(1.0, [("b", 0.1), ("a", 0.5)])
+    assert (sm.previous, sm.current) == ("a", "b")
+    assert sm.blend(1.0, 0.5) == 0.0 and sm.blend(1.25, 0.5) == 0.5 and sm.blend(2.0, 0.5) == 1.0
