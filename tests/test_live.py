@@ -129,7 +129,9 @@ def test_live_streams_results_at_the_file_rate(backend, take, tmp_path):
     res = resp["result"]
     assert res["end"] == "end of video" and res["results"] == len(items)
     assert secs > len(frames) / 25 * 0.9  # played at its own frame rate, not as fast as possible
-    assert len(items) >= 0.9 * len(frames)  # this machine keeps up (a few stale frames may be dropped)
+    # every frame is either analysed or dropped as stale (how many depends on the machine's load), newest first
+    assert res["frames_read"] == len(frames) and len(items) + res["dropped"] >= len(frames) - 1
+    assert len(items) > len(frames) / 4 and all(b["frame"] > a["frame"] for a, b in zip(items, items[1:]))
     assert all(it["ok"] for it in items)
     it = items[5]
     assert len(it["points"]) == 68 and len(it["box"]) == 4 and len(it["candidates"]) == 3
@@ -141,7 +143,8 @@ def test_live_streams_results_at_the_file_rate(backend, take, tmp_path):
     by_frame = {i["frame"]: i["label"] for i in items}
     mid = holds[1]
     assert [by_frame.get(f) for f in range(mid.start + 5, mid.end - 5)].count("joy") == 0
-    assert by_frame.get(holds[0].start + 10) == "joy"
+    first = [by_frame[f] for f in range(holds[0].start, holds[0].end) if f in by_frame]
+    assert first and set(first) == {"joy"}
 
 
 def test_live_stops_on_cancel_and_other_requests_go_on(backend, take, astronaut_path):
@@ -149,7 +152,7 @@ def test_live_stops_on_cancel_and_other_requests_go_on(backend, take, astronaut_
     resp, items = _live(backend, {"source": path, "realtime": True}, cancel_after=5)
     assert resp["error"]["data"]["name"] == "CANCELLED"
     partial = resp["error"]["data"]["partial"]
-    assert 5 <= partial["results"] <= 8 and partial["end"] == "stopped"
+    assert 5 <= partial["results"] <= 15 and partial["end"] == "stopped"  # stops within a frame or a few
     assert backend.call("detect", {"image": astronaut_path})["faces_found"] == 1  # the server serves on
 
 
