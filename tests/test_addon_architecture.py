@@ -14,7 +14,7 @@ PKG = os.path.join(ROOT, "deepexpr_blender")
 LAYERS: list[set[str]] = [
     {"__init__"},
     {"addon"},
-    {"capture", "find_and_key", "library_from_rig", "transitions", "batch"},  # the feature rooms
+    {"capture", "find_and_key", "library_from_rig", "transitions", "batch", "live"},  # the feature rooms
     {"sidebar"},  # the UI frame the features' sub-panels hang from
     {"operator_base", "jobs"},
     {"session"},

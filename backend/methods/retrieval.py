@@ -6,7 +6,6 @@ from deepexpr_blender.core.vocabulary import DEFAULT_TOP_K
 
 from ..capture import open_video
 from ..errors import DeepExprError, invalid_params
-from ..imageio import from_array
 from ..library import builtin_library, load_library
 from ..rpc import Handler, RequestContext
 from ..scoring import RetrievalWeights
@@ -68,10 +67,21 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
             one(k, path, path, len(sampled))
         return summary()
     video = p.string(params, "video")
+    # Videos go frame by frame through the tracker (detection every few frames, optical flow between) and the
+    # networks in batches: backend/live.py, shared with the live mirror.
+    from ..live import FrameAnalyzer, result_item
+    from .live import neutral_param, tracker_config
+
+    analyzer = FrameAnalyzer(ctx.engine, lib, top_k, weights, tracker_config(params), neutral_param(params))
     with open_video(video) as v:
         total = (v.frame_count + step - 1) // step if v.frame_count else 0
-        for k, rgb in v.frames(step):  # frames go to the engine in memory: nothing is written to disk
-            one(k // step, from_array(rgb), f"{video}#{k}", max(total, done[0] + 1))
+        for k, r in analyzer.analyze_stream(v.frames(step)):  # decoded in memory: nothing is written to disk
+            ctx.check_cancelled(partial=summary())
+            item = {"index": k // step, "step": step, **result_item(r, points=False)}
+            if not r.ok:
+                no_face.append(k // step)
+            done[0] += 1
+            ctx.progress(done[0], max(total, done[0]), f"{video}#{k}", item=item, library=lib.root)
     return summary()
 
 
