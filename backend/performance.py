@@ -20,12 +20,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .sequence import EASINGS, expression_target
+from .sequence import EASINGS, expression_displacement
 from .warp import PiecewiseAffineWarper
 
 log = logging.getLogger(__name__)
 
-# (expression, frames held, intensity): the default plan, picked so the human network tells the holds apart.
+# (expression, frames held, amount of the mean CK+ displacement): the default plan, picked so the human network
+# tells the holds apart.
 DEFAULT_PLAN: tuple[tuple[str, int, float], ...] = (
     ("neutral", 30, 1.0),
     ("joy", 35, 1.6),
@@ -75,7 +76,7 @@ def performance_frames(
     fa = engine.analyze(from_array(rgb))
     src = fa.points68 / fa.decoded.scale
     warper = PiecewiseAffineWarper(rgb, src)
-    targets = [expression_target(src, label, intensity) for label, _, intensity in plan]
+    targets = [expression_displacement(src, label, intensity) for label, _, intensity in plan]
     ease = EASINGS["ease_in_out"]
     paths, holds = [], []
     for i, (label, hold, _) in enumerate(plan):
