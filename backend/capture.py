@@ -1,9 +1,16 @@
-"""One frame from a webcam index, a video file or a stream URL, through OpenCV."""
+"""Frames from a webcam index, a video file or a stream URL, through OpenCV: one frame to a file
+(``capture_frame``), or every n-th frame of a video in memory (``video_frames``)."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from deepexpr_blender.core import protocol
 
@@ -59,5 +66,41 @@ def capture_frame(source: str | int, out: str, frame: int | None = None, warmup:
             "frame": int(frame or 0),
             "frame_count": n_frames,
         }
+    finally:
+        cap.release()
+
+
+@dataclass
+class Video:
+    """An open video file: its frame count (0 when the container does not say) and its frames."""
+
+    source: str
+    frame_count: int
+    _cap: Any
+
+    def frames(self, step: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+        """``(frame index, RGB array)`` for every ``step``-th frame, decoded in memory (nothing is written)."""
+        import cv2
+
+        k = 0
+        while True:
+            ok, img = self._cap.read()
+            if not ok:
+                return
+            if k % step == 0:
+                yield k, cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            k += 1
+
+
+@contextmanager
+def open_video(source: str) -> Iterator[Video]:
+    """Open a video file (CAPTURE_FAILED when it cannot be opened); released when the block ends."""
+    import cv2
+
+    cap = cv2.VideoCapture(source)
+    try:
+        if not cap.isOpened():
+            raise DeepExprError(protocol.CAPTURE_FAILED, f"cannot open video {source}", {"source": source})
+        yield Video(source, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), cap)
     finally:
         cap.release()

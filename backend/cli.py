@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any
 
-from deepexpr_blender.core.vocabulary import DEFAULT_ALPHA, DEFAULT_BETA
+from deepexpr_blender.core import protocol
+from deepexpr_blender.core.vocabulary import DEFAULT_TOP_K, LABELS
 
+from .config import add_options, from_args, option
 from .errors import DeepExprError
 
 log = logging.getLogger("deepexpr")
@@ -26,28 +30,23 @@ def _box(text: str) -> list[float]:
     return vals
 
 
+@dataclass
+class LogConfig:
+    """Where the backend's diagnostics go (stdout is for results, or for the protocol when serving)."""
+
+    log_level: str = option("WARNING", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), parse=str.upper)
+    log_file: str | None = option(None, "also write logs to this file")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from .engine import DEFAULT_CHARACTER_MODEL, DEFAULT_EXPRESSION_MODEL, DEFAULT_GAN_MODEL
+    from .app import ServeConfig
+    from .engine import EngineConfig
+    from .scoring import RetrievalWeights
+    from .sequence import SequenceConfig
 
     p = argparse.ArgumentParser(prog="deepexpr", description="DeepExpr backend: faces, expressions, poses.")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="torch device (default auto)")
-    p.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
-    p.add_argument("--log-file", default=None, help="also write logs to this file")
-    p.add_argument(
-        "--expression-model",
-        default=os.environ.get("DEEPEXPR_EXPRESSION_MODEL", DEFAULT_EXPRESSION_MODEL),
-        help="expression network (.safetensors); default $DEEPEXPR_EXPRESSION_MODEL or the shipped one",
-    )
-    p.add_argument(
-        "--gan-model",
-        default=os.environ.get("DEEPEXPR_GAN_MODEL", DEFAULT_GAN_MODEL),
-        help="landmark-guided expression GAN (.safetensors)",
-    )
-    p.add_argument(
-        "--character-model",
-        default=os.environ.get("DEEPEXPR_CHARACTER_MODEL", DEFAULT_CHARACTER_MODEL),
-        help="shared human/character network used for retrieval (.safetensors), when installed",
-    )
+    add_options(p, EngineConfig)
+    add_options(p, LogConfig)
     sub = p.add_subparsers(dest="command", required=True)
     for name, helptext in (
         ("detect", "find the largest face"),
@@ -70,9 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("retrieve", help="rank a character pose library against the face (DeepExpr)")
     sp.add_argument("image")
     sp.add_argument("--library", default=None, help="library folder (default: the built-in characters)")
-    sp.add_argument("--top-k", type=int, default=5)
-    sp.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="weight of the JS feature distance")
-    sp.add_argument("--beta", type=float, default=DEFAULT_BETA, help="weight of the geometric distance")
+    sp.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
+    add_options(sp, RetrievalWeights)
     sp.add_argument("--sheet", metavar="OUT.png", help="write the query beside its candidates")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--box", type=_box)
@@ -80,11 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--source", required=True, help="face image")
     g = sp.add_mutually_exclusive_group(required=True)
     g.add_argument("--target", help="another face image whose expression to reach")
-    g.add_argument("--expression", choices=["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"])
+    g.add_argument("--expression", choices=LABELS)
     g.add_argument("--keyframes", help="JSON landmark key frames (see docs/sequences.md)")
-    sp.add_argument("--frames", type=int, default=24)
-    sp.add_argument("--easing", default="ease_in_out", choices=["linear", "ease_in", "ease_out", "ease_in_out"])
-    sp.add_argument("--method", default="warp", choices=["warp", "gan"])
+    add_options(sp, SequenceConfig)
     sp.add_argument("--out", required=True, help="folder for the PNG frames")
     sp.add_argument("--sheet", help="also write a contact sheet PNG of the frames")
     sp.add_argument("--gif", help="also write an animated GIF")
@@ -96,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp = sub.add_parser("serve", help="serve JSON-RPC 2.0 (docs/protocol.md)")
     sp.add_argument("--stdio", action="store_true", required=True, help="speak over stdin/stdout")
+    add_options(sp, ServeConfig)
     return p
 
 
@@ -146,41 +143,36 @@ def run(args: argparse.Namespace) -> Any:
         return capture_frame(args.source, args.out, frame=args.frame)
     from .engine import Engine, EngineConfig
 
-    engine = Engine(
-        EngineConfig(
-            device=args.device,
-            expression_model=args.expression_model,
-            character_model=args.character_model,
-            gan_model=args.gan_model,
-        )
-    )
+    engine = Engine(from_args(EngineConfig, args))
     if args.command == "detect" and args.draw:
         return engine.draw(args.image, args.draw, box=args.box)
     if args.command == "align":
         return engine.align(args.image, args.out, size=args.size, box=args.box)
     if args.command == "generate":
-        res = engine.generate_sequence(
+        from .sequence import SequenceConfig, generate
+        from .sheet import frames_gif, frames_sheet
+
+        res = generate(
+            engine,
             args.source,
             args.out,
-            frames=args.frames,
-            easing=args.easing,
-            method=args.method,
+            from_args(SequenceConfig, args),
             expression=args.expression,
             target=args.target,
             keyframes=args.keyframes,
         )
-        from .sheet import frames_gif, frames_sheet
-
         if args.sheet:
             res["sheet"] = frames_sheet(res["frames"], args.sheet)
         if args.gif:
             res["gif"] = frames_gif(res["frames"], args.gif)
         return res
     if args.command == "retrieve":
-        from .library import DEFAULT_LIBRARY, ensure_default_library
+        from .library import builtin_library
+        from .scoring import RetrievalWeights
 
-        library = args.library or ensure_default_library(DEFAULT_LIBRARY)
-        res = engine.retrieve(args.image, library, top_k=args.top_k, alpha=args.alpha, beta=args.beta, box=args.box)
+        library = args.library or builtin_library()
+        weights = from_args(RetrievalWeights, args)
+        res = engine.retriever.retrieve(args.image, library, top_k=args.top_k, weights=weights, box=args.box)
         if args.sheet:
             from .sheet import retrieval_sheet
 
@@ -190,6 +182,7 @@ def run(args: argparse.Namespace) -> Any:
 
 
 def setup_logging(level: str, log_file: str | None) -> None:
+    """Logs to stderr (and ``log_file``): stdout holds results, or the protocol when serving."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
@@ -198,27 +191,26 @@ def setup_logging(level: str, log_file: str | None) -> None:
     )
 
 
+def serve(args: argparse.Namespace) -> int:
+    from .app import ServeConfig, serve_stdio
+    from .engine import DEVICES, Engine, EngineConfig
+
+    base = from_args(EngineConfig, args)
+
+    def factory(options: dict) -> Engine:
+        device = options.get("device", base.device)
+        if device not in DEVICES:
+            raise DeepExprError(protocol.INVALID_PARAMS, f"unknown device {device!r}; one of {', '.join(DEVICES)}")
+        return Engine(dataclasses.replace(base, device=device))
+
+    return serve_stdio(factory, from_args(ServeConfig, args))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_file)
     if args.command == "serve":
-        from .engine import Engine, EngineConfig
-        from .server import serve_stdio
-
-        def factory(options: dict) -> Engine:
-            device = options.get("device", args.device)
-            if device not in ("auto", "cpu", "cuda"):
-                raise DeepExprError(-32602, f"unknown device {device!r}")
-            return Engine(
-                EngineConfig(
-                    device=device,
-                    expression_model=args.expression_model,
-                    character_model=args.character_model,
-                    gan_model=args.gan_model,
-                )
-            )
-
-        return serve_stdio(factory)
+        return serve(args)
     try:
         res = run(args)
     except DeepExprError as exc:

@@ -73,12 +73,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _retrieve(engine, image: str, out: str) -> dict:
-    from .library import DEFAULT_LIBRARY, ensure_default_library
+    from .library import builtin_library
     from .sheet import retrieval_sheet
 
     try:
-        lib = ensure_default_library(DEFAULT_LIBRARY)
-        res = engine.retrieve(image, lib, top_k=5)
+        res = engine.retriever.retrieve(image, builtin_library(), top_k=5)
     except DeepExprError as exc:
         print(f"poses: unavailable ({exc})")
         return {"error": str(exc)}
@@ -91,13 +90,14 @@ def _retrieve(engine, image: str, out: str) -> dict:
 
 
 def _transitions(engine, image: str, out: str) -> dict:
+    from .sequence import SequenceConfig, generate
     from .sheet import frames_gif, frames_sheet
 
     results = {}
     for method in ("warp", "gan"):
         folder = os.path.join(out, f"transition_{method}")
         try:
-            res = engine.generate_sequence(image, folder, frames=12, method=method, expression="surprise")
+            res = generate(engine, image, folder, SequenceConfig(frames=12, method=method), expression="surprise")
         except DeepExprError as exc:
             print(f"transition ({method}): unavailable ({exc})")
             results[method] = {"error": str(exc)}

@@ -14,16 +14,16 @@ import numpy as np
 import torch
 
 from deepexpr_blender.core import protocol
-from deepexpr_blender.core.vocabulary import DEFAULT_ALPHA, DEFAULT_BETA
 
 from . import __version__
 from .align import Aligned, align_face68
+from .config import option
 from .errors import DeepExprError
 from .faces import Face, FaceDetector, LandmarkPredictor
 from .geometry import FEATURE_NAMES, geometric_features
 from .imageio import Decoded, decode_image
 from .landmarks import semantic_from_68
-from .models import CLASSES, LoadedModel, load_model, resolve_device
+from .models import CLASSES, CROP_MEAN, CROP_STD, LoadedModel, load_model, normalize_crops, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,32 @@ DEFAULT_CHARACTER_MODEL = os.path.join(WEIGHTS_DIR, "expression_character.safete
 DEFAULT_GAN_MODEL = os.path.join(WEIGHTS_DIR, "expression_gan.safetensors")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
 @dataclass
 class EngineConfig:
-    device: str = "auto"  # auto | cpu | cuda
-    expression_model: str | None = DEFAULT_EXPRESSION_MODEL  # safetensors path (card beside it); None: no network
-    detect_side: int = 480  # longer side of the image the HOG detector sees (cost grows with its area)
-    upsample: int = 0  # dlib HOG upsampling passes (finds smaller faces, 4x slower per pass)
-    landmark_model: str | None = None  # None: dlib's file from face-recognition-models
-    character_model: str | None = DEFAULT_CHARACTER_MODEL  # the transferred (shared) network used for retrieval;
-    # when absent, retrieval uses the human network for both sides
-    gan_model: str = DEFAULT_GAN_MODEL  # landmark-guided expression GAN, loaded on first use
+    """What the engine loads and how it detects (the CLI's global options)."""
+
+    device: str = option("auto", "torch device; auto takes CUDA when there is a GPU", choices=DEVICES)
+    expression_model: str | None = option(
+        DEFAULT_EXPRESSION_MODEL,
+        "expression network (.safetensors, its card beside it); without one, detection and alignment only",
+        env="DEEPEXPR_EXPRESSION_MODEL",
+    )
+    detect_side: int = option(480, "longer side of the image the HOG detector sees (cost grows with its area)")
+    upsample: int = option(0, "dlib HOG upsampling passes (finds smaller faces, 4x slower per pass)")
+    landmark_model: str | None = option(None, "dlib 68-point model; default: the face-recognition-models file")
+    character_model: str | None = option(
+        DEFAULT_CHARACTER_MODEL,
+        "shared human/character network used for retrieval; when absent, the expression network serves both sides",
+        env="DEEPEXPR_CHARACTER_MODEL",
+    )
+    gan_model: str = option(
+        DEFAULT_GAN_MODEL,
+        "landmark-guided expression GAN (.safetensors), loaded on first use",
+        env="DEEPEXPR_GAN_MODEL",
+    )
 
 
 @dataclass
@@ -94,7 +110,8 @@ class Engine:
         self._character: LoadedModel | None = None
         if cfg.character_model and os.path.exists(cfg.character_model):
             self._character = load_model(cfg.character_model, "character", self.device)
-        self._index_cache: dict = {}
+        self._retriever = None
+        self._gan: LoadedModel | None = None
 
     # ----------------------------------------------------------------- info
     def info(self) -> dict:
@@ -123,6 +140,7 @@ class Engine:
             "protocol_version": protocol.PROTOCOL_VERSION,
             "torch_version": torch.__version__,
             "device": str(self.device),
+            "threads": torch.get_num_threads(),
             "models": models,
         }
 
@@ -181,9 +199,7 @@ class Engine:
 
     def crops_tensor(self, crops: list[np.ndarray], model: LoadedModel) -> torch.Tensor:
         inp = model.card.input
-        x = np.stack(crops).astype(np.float32) / 255.0
-        x = torch.from_numpy((x - inp.get("mean", 0.5)) / inp.get("std", 0.5))[:, None]
-        return x.to(self.device)
+        return normalize_crops(np.stack(crops), inp.get("mean", CROP_MEAN), inp.get("std", CROP_STD)).to(self.device)
 
     def input_tensor(self, analyses: list[FaceAnalysis], model: LoadedModel | None = None) -> torch.Tensor:
         model = model or self.expression
@@ -221,92 +237,22 @@ class Engine:
             "geometry": self.geometry(fa).astype(np.float64).round(5).tolist(),
         }
 
-    def retrieve(
-        self,
-        image: str,
-        library: str,
-        top_k: int = 5,
-        alpha: float = DEFAULT_ALPHA,
-        beta: float = DEFAULT_BETA,
-        box=None,
-    ) -> dict:
-        from .retrieval import retrieve
+    @property
+    def retriever(self):
+        """Retrieval over pose libraries with this engine's networks (``backend.retrieval.Retriever``); it owns
+        the library index cache."""
+        if self._retriever is None:
+            from .retrieval import Retriever
 
-        return retrieve(self, image, library, top_k=top_k, alpha=alpha, beta=beta, box=box)
+            self._retriever = Retriever(self)
+        return self._retriever
 
     @property
     def gan(self) -> LoadedModel:
-        if getattr(self, "_gan", None) is None:
+        """The landmark-guided expression GAN, loaded on first use."""
+        if self._gan is None:
             self._gan = load_model(self.cfg.gan_model, "gan", self.device)
         return self._gan
-
-    def generate_sequence(
-        self,
-        source: str,
-        out: str,
-        frames: int = 24,
-        easing: str = "ease_in_out",
-        method: str = "warp",
-        expression: str | None = None,
-        target: str | None = None,
-        keyframes: str | None = None,
-        progress=None,
-        check_cancelled=None,
-    ) -> dict:
-        """An expression transition from ``source``: PNG frames in ``out``; see backend.sequence."""
-        import cv2
-
-        from . import sequence as seq
-
-        seq.check_method(method)
-        if sum(v is not None for v in (expression, target, keyframes)) != 1:
-            raise DeepExprError(protocol.INVALID_PARAMS, "give exactly one of expression, target, keyframes")
-        fa = self.analyze(source)
-        src = fa.points68
-        if expression is not None:
-            keys = [(0.0, src), (frames - 1.0, seq.expression_target(src, expression))]
-        elif target is not None:
-            keys = [(0.0, src), (frames - 1.0, seq.image_target(src, self.analyze(target).points68))]
-        else:
-            keys = seq.keyframes_from_file(keyframes, fa.to_original(src), frames)
-            keys = [(p, lm * fa.decoded.scale) for p, lm in keys]  # file landmarks are in original pixels
-        path = seq.interpolate(keys, frames, easing)
-        os.makedirs(out, exist_ok=True)
-        written: list[str] = []
-        if method == "gan":
-            crop = seq.gan_crop(fa.decoded.rgb, src)
-            model = self.gan.module
-            images = seq.render_gan_frames(model, crop, path)
-        else:
-            # The warp works at the photo's own resolution (the engine's copy may be rescaled for detection).
-            from .imageio import MAX_PIXELS, decode_image
-            from .warp import PiecewiseAffineWarper
-
-            full = decode_image(source, max_side=1 << 30, max_pixels=MAX_PIXELS, min_side=0)
-            to_full = 1.0 / fa.decoded.scale
-            warper = PiecewiseAffineWarper(cv2.cvtColor(full.rgb, cv2.COLOR_RGB2BGR), src * to_full)
-            path = [lm * to_full for lm in path]
-            images = None
-        for i, lm in enumerate(path):
-            if check_cancelled:
-                check_cancelled({"frames": written})
-            img = images[i] if images is not None else warper.warp(lm)
-            p = os.path.join(out, f"frame_{i:04d}.png")
-            if not cv2.imwrite(p, img):
-                raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {p}")
-            written.append(p)
-            if progress:
-                progress(i + 1, frames, p)
-        return {
-            **fa.describe(),
-            "frames": written,
-            "method": method,
-            "easing": easing,
-            "size": list(images[0].shape[:2][::-1]) if images is not None else list(fa.decoded.original_size),
-            "landmarks": [  # in original-image pixels (the warp's path already is)
-                np.round(lm if images is None else fa.to_original(lm), 2).tolist() for lm in (path[0], path[-1])
-            ],
-        }
 
     def align(self, image: str, out: str, size: int = 128, box=None) -> dict:
         import cv2

@@ -1,5 +1,6 @@
 """Character pose libraries on the backend side: loading with validation (format in
-``deepexpr_blender/library_format.py``) and the library's content hash for embedding caches."""
+``deepexpr_blender/core/library_format.py``), the library's content hash for embedding caches, and where the
+built-in library is."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from .landmarks import SEMANTIC_NAMES
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE_DIR = os.environ.get("DEEPEXPR_CACHE", os.path.join(PROJECT_ROOT, "cache"))
-DEFAULT_LIBRARY = os.path.join(CACHE_DIR, "library", "builtin")
+# The built-in characters' library: built by training.build_library, shipped beside the backend's code.
+BUILTIN_LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "library")
 
 
 @dataclass
@@ -75,20 +77,14 @@ def load_library(root: str) -> Library:
     return Library(root=root, data=data)
 
 
-def ensure_default_library(root: str = DEFAULT_LIBRARY) -> str:
-    """The built-in library, rendered on first use (about 20 s; needs bpy in the backend's environment)."""
-    if os.path.exists(os.path.join(root, "library.json")):
-        return root
-    try:
-        from training.build_library import build_builtin_library
-    except ImportError as exc:
+def builtin_library(root: str = BUILTIN_LIBRARY) -> str:
+    """The built-in library's folder: an artefact built by ``make library`` (``python -m training.build_library``,
+    which renders with bpy) and shipped with the backend; LIBRARY_INVALID says how to build it when absent."""
+    if not os.path.isfile(os.path.join(root, "library.json")):
         raise DeepExprError(
             protocol.LIBRARY_INVALID,
-            f"the built-in library {root} is missing and cannot be built "
-            f"here ({exc}); run: python -m training.build_library",
+            f"the built-in pose library {root} is missing; build it with `make library` "
+            "(python -m training.build_library, needs the render extra: pip install -e .[render])",
             {"library": root},
-        ) from None
-    import logging
-
-    logging.getLogger(__name__).warning("building the built-in pose library in %s (first use, ~20 s)", root)
-    return build_builtin_library(root)
+        )
+    return root

@@ -15,6 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,6 +27,18 @@ from .errors import DeepExprError
 log = logging.getLogger(__name__)
 
 CLASSES: tuple[str, ...] = LABELS  # the networks' output order is the shared vocabulary's
+# Expression networks see aligned grayscale crops scaled to [0, 1], then (x - CROP_MEAN) / CROP_STD.
+CROP_MEAN = 0.5
+CROP_STD = 0.5
+
+
+def normalize_crops(crops: np.ndarray, mean: float = CROP_MEAN, std: float = CROP_STD) -> torch.Tensor:
+    """The expression networks' input: uint8 crops (N, S, S) or one (S, S) -- or float crops already in
+    [0, 1] -- as a float32 tensor (N, 1, S, S) or (1, S, S), normalised by ``mean`` and ``std``. The one
+    place this is written, for serving, training and evaluation."""
+    x = np.asarray(crops)
+    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32, copy=False)
+    return torch.from_numpy((x - mean) / std)[..., None, :, :]
 
 
 @dataclass

@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,11 +21,14 @@ import numpy as np
 from deepexpr_blender.core import protocol
 
 from .align import alignment_matrix
+from .config import option
 from .errors import DeepExprError, invalid_params
 from .landmarks import semantic_from_68
 
 DELTAS_PATH = os.path.join(os.path.dirname(__file__), "assets", "expression_deltas.json")
 GAN_SIZE = 64
+METHODS = ("warp", "gan")
+MAX_FRAMES = 600
 
 EASINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda t: t,
@@ -32,6 +36,15 @@ EASINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "ease_out": lambda t: 1 - (1 - t) ** 2,
     "ease_in_out": lambda t: t * t * (3 - 2 * t),  # smoothstep: zero slope at both keys, like Blender's Bezier
 }
+
+
+@dataclass
+class SequenceConfig:
+    """How a transition is made (the ``generate`` command's options and ``generate_sequence``'s defaults)."""
+
+    frames: int = option(24, f"frames in the transition, both keys included (2..{MAX_FRAMES})")
+    easing: str = option("ease_in_out", "how time moves between key frames", choices=tuple(EASINGS))
+    method: str = option("warp", "warp: piecewise-affine at the photo's resolution; gan: 64x64", choices=METHODS)
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,5 +162,72 @@ def render_gan_frames(model, crop: Crop64, targets: list[np.ndarray], batch: int
 
 
 def check_method(method: str) -> None:
-    if method not in ("warp", "gan"):
+    if method not in METHODS:
         raise DeepExprError(protocol.INVALID_PARAMS, f"unknown method {method!r}; use warp or gan")
+
+
+def generate(
+    engine: Any,
+    source: str,
+    out: str,
+    cfg: SequenceConfig | None = None,
+    expression: str | None = None,
+    target: str | None = None,
+    keyframes: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    check_cancelled: Callable[[dict], None] | None = None,
+) -> dict:
+    """An expression transition from the face in ``source`` to exactly one of a named ``expression``, the
+    expression of the face in ``target``, or the ``keyframes`` of a JSON file: PNG frames in ``out``.
+    ``progress(done, total, path)`` after each frame; ``check_cancelled(partial)`` raises to stop."""
+    cfg = cfg or SequenceConfig()
+    check_method(cfg.method)
+    if sum(v is not None for v in (expression, target, keyframes)) != 1:
+        raise DeepExprError(protocol.INVALID_PARAMS, "give exactly one of expression, target, keyframes")
+    frames = cfg.frames
+    fa = engine.analyze(source)
+    src = fa.points68
+    if expression is not None:
+        keys = [(0.0, src), (frames - 1.0, expression_target(src, expression))]
+    elif target is not None:
+        keys = [(0.0, src), (frames - 1.0, image_target(src, engine.analyze(target).points68))]
+    else:
+        keys = keyframes_from_file(keyframes, fa.to_original(src), frames)
+        keys = [(p, lm * fa.decoded.scale) for p, lm in keys]  # file landmarks are in original pixels
+    path = interpolate(keys, frames, cfg.easing)
+    os.makedirs(out, exist_ok=True)
+    if cfg.method == "gan":
+        images = render_gan_frames(engine.gan.module, gan_crop(fa.decoded.rgb, src), path)
+        render = images.__getitem__
+        size = list(images[0].shape[:2][::-1])
+        ends = [fa.to_original(path[0]), fa.to_original(path[-1])]
+    else:
+        # The warp works at the photo's own resolution (the engine's copy may be rescaled for detection).
+        from .imageio import MAX_PIXELS, decode_image
+        from .warp import PiecewiseAffineWarper
+
+        full = decode_image(source, max_side=1 << 30, max_pixels=MAX_PIXELS, min_side=0)
+        to_full = 1.0 / fa.decoded.scale
+        warper = PiecewiseAffineWarper(cv2.cvtColor(full.rgb, cv2.COLOR_RGB2BGR), src * to_full)
+        path = [lm * to_full for lm in path]
+        render = lambda i: warper.warp(path[i])  # noqa: E731
+        size = list(fa.decoded.original_size)
+        ends = [path[0], path[-1]]  # the warp's path already is in original-image pixels
+    written: list[str] = []
+    for i in range(len(path)):
+        if check_cancelled:
+            check_cancelled({"frames": written})
+        p = os.path.join(out, f"frame_{i:04d}.png")
+        if not cv2.imwrite(p, render(i)):
+            raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {p}")
+        written.append(p)
+        if progress:
+            progress(i + 1, frames, p)
+    return {
+        **fa.describe(),
+        "frames": written,
+        "method": cfg.method,
+        "easing": cfg.easing,
+        "size": size,
+        "landmarks": [np.round(lm, 2).tolist() for lm in ends],  # first and last key, original-image pixels
+    }

@@ -1,9 +1,8 @@
-"""JSON-RPC 2.0 over stdio (``Content-Length`` framing) -- the backend side of docs/protocol.md.
+"""JSON-RPC 2.0 over a byte stream (``Content-Length`` framing) -- the transport and lifecycle of
+docs/protocol.md. The work methods come in as a ``MethodRegistry`` (``backend/app.py`` wires them).
 
 Threads: a *reader* parses frames from stdin onto a queue and handles ``$/cancelRequest`` at once; the
-*main* thread runs requests one at a time; a *watchdog* exits the process when the parent dies. Stdout
-carries only protocol: file descriptor 1 is moved aside at start and pointed at stderr, so a stray print
-(or a C library) cannot corrupt the stream.
+*main* thread runs requests one at a time; a *watchdog* exits the process when the parent dies.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 import traceback
@@ -22,49 +20,24 @@ from deepexpr_blender.core import protocol as P
 
 from . import __version__
 from .errors import DeepExprError
+from .rpc import MethodRegistry, RequestContext
 
 log = logging.getLogger(__name__)
 
 _EOF = object()
 
 
-class Cancelled(DeepExprError):
-    def __init__(self, partial: Any = None):
-        super().__init__(P.CANCELLED, "cancelled by the client", {"partial": partial} if partial is not None else None)
-
-
-class RequestContext:
-    """What a method handler gets besides its params: progress reporting and cancellation."""
-
-    def __init__(self, server: Server, msg_id: Any):
-        self.server, self.id = server, msg_id
-
-    @property
-    def cancelled(self) -> bool:
-        return self.id in self.server.cancelled
-
-    def check_cancelled(self, partial: Any = None) -> None:
-        if self.cancelled:
-            raise Cancelled(partial)
-
-    def progress(self, done: int, total: int, message: str = "", **extra: Any) -> None:
-        self.server.send(
-            P.notification("$/progress", {"id": self.id, "done": done, "total": total, "message": message, **extra})
-        )
-
-
-Handler = Callable[[dict, RequestContext], Any]
-
-
 class Server:
     def __init__(
         self,
         engine_factory: Callable[[dict], Any],
+        methods: MethodRegistry,
         stdin: IO[bytes],
         stdout: IO[bytes],
         max_message_bytes: int = P.MAX_MESSAGE_BYTES,
     ):
         self.engine_factory = engine_factory
+        self.methods = methods
         self.stdin, self.stdout = stdin, stdout
         self.max_message_bytes = max_message_bytes
         self.engine: Any = None
@@ -74,19 +47,11 @@ class Server:
         self.cancelled: set[Any] = set()
         self._write_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue()
-        self._methods: dict[str, Handler] = {}
-        from .methods import register_methods
-
-        register_methods(self)
-
-    def method(self, name: str) -> Callable[[Handler], Handler]:
-        def deco(fn: Handler) -> Handler:
-            self._methods[name] = fn
-            return fn
-
-        return deco
 
     # ----------------------------------------------------------------- io
+    def notify(self, method: str, params: dict) -> None:
+        self.send(P.notification(method, params))
+
     def send(self, msg: dict) -> None:
         data = P.encode(msg)
         with self._write_lock:
@@ -201,9 +166,10 @@ class Server:
             return None
         if self.state == "shutdown":
             raise DeepExprError(P.SHUTTING_DOWN, "the server is shutting down; send exit")
-        if method not in self._methods:
+        handler = self.methods.get(method)
+        if handler is None:
             raise DeepExprError(
-                P.METHOD_NOT_FOUND, f"unknown method {method!r}; known: {', '.join(sorted(self._methods))}"
+                P.METHOD_NOT_FOUND, f"unknown method {method!r}; known: {', '.join(self.methods.names())}"
             )
         if self.state != "initialized":
             if self.init_error is not None:  # say why initialize failed, not just that it is missing
@@ -213,7 +179,7 @@ class Server:
                     self.init_error.data,
                 )
             raise DeepExprError(P.SERVER_NOT_INITIALIZED, "send initialize first")
-        return self._methods[method](params, RequestContext(self, msg_id))
+        return handler(params, RequestContext(msg_id, self.engine, self.notify, self.cancelled.__contains__))
 
     def _initialize(self, params: dict) -> dict:
         client_version = params.get("protocolVersion")
@@ -242,7 +208,7 @@ class Server:
         self.state = "initialized"
         return {
             "serverInfo": {"name": "deepexpr-backend", "version": __version__},
-            "methods": sorted(self._methods),
+            "methods": self.methods.names(),
             **self.engine.info(),
         }
 
@@ -272,25 +238,3 @@ def start_parent_watchdog(parent_pid: int, interval: float = 0.5) -> None:
                 os._exit(0)
 
     threading.Thread(target=watch, name="deepexpr-watchdog", daemon=True).start()
-
-
-def protocol_stdout() -> IO[bytes]:
-    """Take file descriptor 1 for the protocol and point fd 1 (and sys.stdout) at stderr."""
-    proto_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return os.fdopen(proto_fd, "wb", buffering=0)
-
-
-def serve_stdio(engine_factory: Callable[[dict], Any]) -> int:
-    out = protocol_stdout()
-    if os.environ.get("DEEPEXPR_SELFTEST_STRAY_STDOUT"):  # tests: something writes to fd 1 behind our back
-        os.write(1, b"stray bytes on fd 1\n")
-        print("a stray print")
-    server = Server(engine_factory, sys.stdin.buffer, out)
-    log.info("deepexpr backend %s serving protocol %s on stdio (pid %d)", __version__, P.PROTOCOL_VERSION, os.getpid())
-    code = server.serve()
-    # The reader thread may still hold stdin's buffer lock; a normal interpreter shutdown would then abort.
-    logging.shutdown()
-    sys.stderr.flush()
-    os._exit(code)

@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from backend.retrieval import LibraryIndex, js_distance, rank, to_distribution
+from backend.retrieval import LibraryIndex, rank
+from backend.scoring import Features, RetrievalWeights, js_distance, to_distribution
 from bench.report import emit, machine
 
 
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
             q = to_distribution(emb[rng.integers(n)] + np.maximum(rng.normal(size=256), 0) * 0.3)
             qg = rng.normal(size=9)
             t = time.perf_counter()
-            top = rank(idx, q, qg, top_k=5, beta=0.0)
+            top = rank(idx, Features(q[None], qg[None]), top_k=5, weights=RetrievalWeights(beta=0.0))
             if r >= 3:
                 times.append((time.perf_counter() - t) * 1000)
                 exact = set(np.argsort(js_distance(q, dist))[:5])

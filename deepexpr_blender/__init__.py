@@ -2,7 +2,7 @@
 
 Blender-facing code is imported inside ``register()`` only, so the plain parts of this package (``core``,
 ``poses``' validation, ``errors``, ``client``) import without ``bpy``: the backend shares ``core`` with the
-add-on, and plain pytest tests them. The rooms and their one-way arrows: ``docs/architecture-addon.md``.
+add-on, and plain pytest tests them. The rooms and their one-way arrows: ``docs/architecture.md``.
 """
 
 

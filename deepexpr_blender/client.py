@@ -71,8 +71,10 @@ class BackendClient:
         log_file: str | None = None,
         extra_args: tuple[str, ...] = (),
         env: dict | None = None,
+        threads: int | None = None,
     ):
         self.python, self.device, self.log_level, self.log_file = python, device, log_level, log_file
+        self.threads = threads  # CPU threads the backend may use (None: its default, 1)
         self.extra_args = tuple(extra_args)
         self.env = env
         self.proc: subprocess.Popen | None = None
@@ -96,7 +98,8 @@ class BackendClient:
         cmd = [self.python, "-m", "backend.cli", "--device", self.device, "--log-level", self.log_level]
         if self.log_file:
             cmd += ["--log-file", self.log_file]
-        return [*cmd, *self.extra_args, "serve", "--stdio"]
+        serve = ["serve", "--stdio"] + (["--threads", str(self.threads)] if self.threads else [])
+        return [*cmd, *self.extra_args, *serve]
 
     def spawn(self, on_ready: Callback | None = None, on_error: Callable[[BackendError], None] | None = None) -> None:
         """Start the backend and send ``initialize`` without waiting: ``on_ready(info)`` runs in ``drain()``.
@@ -106,7 +109,7 @@ class BackendClient:
             raise BackendError(
                 f"backend Python not found: {self.python!r}. Set it in the add-on preferences "
                 "(the project's .venv/bin/python).",
-                P.MODEL_MISSING,
+                P.BACKEND_UNAVAILABLE,
             )
         try:
             self.proc = subprocess.Popen(
@@ -118,7 +121,7 @@ class BackendClient:
                 close_fds=True,
             )
         except OSError as exc:
-            raise BackendError(f"cannot start the backend with {self.python}: {exc}") from None
+            raise BackendError(f"cannot start the backend with {self.python}: {exc}", P.BACKEND_UNAVAILABLE) from None
         self._stderr_tail = []
         threading.Thread(
             target=self._read_stdout, args=(self.proc,), daemon=True, name="deepexpr-client-reader"
@@ -298,7 +301,7 @@ class BackendClient:
                     code = payload.poll()
                     tail = "".join(self._stderr_tail[-5:]).strip()
                     self.last_error = f"the backend exited (code {code})" + (f": {tail[-300:]}" if tail else "")
-                    self._fail_all(BackendError(self.last_error))
+                    self._fail_all(BackendError(self.last_error, P.BACKEND_UNAVAILABLE))
                 continue
             self._dispatch(payload)
 

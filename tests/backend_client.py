@@ -13,10 +13,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class BackendProcess:
-    def __init__(self, *extra_args: str):
+    def __init__(self, *extra_args: str, module: str = "backend.cli", serve_args: tuple[str, ...] = ()):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "--log-level", "WARNING", *extra_args, "serve", "--stdio"],
+            [sys.executable, "-m", module, "--log-level", "WARNING", *extra_args, "serve", "--stdio", *serve_args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -55,7 +55,7 @@ def test_crashed_backend_is_reported_and_restarted(client, astronaut_path):
     deadline = time.time() + 20
     while not errors and time.time() < deadline:
         client.drain(block=0.05)
-    assert errors and "exited" in str(errors[0])
+    assert errors and "exited" in str(errors[0]) and errors[0].name == "BACKEND_UNAVAILABLE"
     # The next request starts a new backend by itself.
     assert client.call("detect", {"image": astronaut_path})["faces_found"] == 1
     assert client.proc.pid != first and client.restarts == 1
@@ -72,8 +72,9 @@ def test_error_answers_reach_the_caller(client, tmp_path):
 
 def test_missing_interpreter_is_a_clear_error(tmp_path):
     c = BackendClient(str(tmp_path / "nope" / "python"))
-    with pytest.raises(BackendError, match="preferences"):
+    with pytest.raises(BackendError, match="preferences") as e:
         c.start()
+    assert e.value.name == "BACKEND_UNAVAILABLE"  # a missing interpreter is not a missing model
     errors = []
     c.request("detect", {"image": "x"}, on_error=errors.append)
     assert errors and "not found" in str(errors[0])

@@ -50,13 +50,14 @@ def test_garbage_never_raises_anything_but_framing_errors(data):
 
 
 def _server(stdin: bytes):
+    from backend.methods import registry
     from backend.server import Server
 
     def no_engine(options):  # the fuzz never initialises: dispatch and framing only
         raise AssertionError("engine requested")
 
     out = io.BytesIO()
-    return Server(no_engine, io.BytesIO(stdin), out, max_message_bytes=256), out
+    return Server(no_engine, registry(), io.BytesIO(stdin), out, max_message_bytes=256), out
 
 
 @given(

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from backend.retrieval import EXACT_LIMIT, LibraryIndex, js_distance, rank, to_distribution
+from backend.retrieval import EXACT_LIMIT, LibraryIndex, rank
+from backend.scoring import Features, RetrievalWeights, js_distance, to_distribution
 
 from .backend_client import ROOT, BackendProcess
 
@@ -45,11 +46,12 @@ def test_geometry_re_sorts_the_js_shortlist():
     dist = [[0.5, 0.5, 0, 0], [0.45, 0.45, 0.1, 0], [0, 0, 0.5, 0.5]]
     geo = [[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]
     idx = _index(to_distribution(np.array(dist)), geo, ["joy", "joy", "anger"])
-    by_js = rank(idx, q, np.zeros(2), top_k=3, alpha=1, beta=0)
+    query = Features(q[None], np.zeros((1, 2)))
+    by_js = rank(idx, query, top_k=3, weights=RetrievalWeights(alpha=1, beta=0))
     assert [c["id"] for c in by_js] == ["e0", "e1", "e2"]
-    combined = rank(idx, q, np.zeros(2), top_k=3, alpha=1, beta=0.5)
+    combined = rank(idx, query, top_k=3, weights=RetrievalWeights(alpha=1, beta=0.5))
     assert [c["id"] for c in combined][:2] == ["e1", "e0"]  # the geometric term re-sorts...
-    shortlisted = rank(idx, q, np.zeros(2), top_k=1, alpha=1, beta=0.5, shortlist=1)
+    shortlisted = rank(idx, query, top_k=1, weights=RetrievalWeights(alpha=1, beta=0.5), shortlist=1)
     assert shortlisted[0]["id"] == "e0"  # ...but only within the JS shortlist
     assert combined[0]["score"] == pytest.approx(combined[0]["js"] + 0.5 * combined[0]["geo"], abs=1e-6)
 
@@ -60,7 +62,7 @@ def test_large_library_shortlist_finds_the_exact_best():
     dist = to_distribution(rng.gamma(0.5, size=(n, 64)))
     q = to_distribution(dist[1234] + 0.01)
     idx = _index(dist, np.full((n, 2), np.nan), ["joy"] * n)
-    top = rank(idx, q, None, top_k=5, beta=0)
+    top = rank(idx, Features(q[None], None), top_k=5, weights=RetrievalWeights(beta=0))
     exact = np.argsort(js_distance(q, dist))[:5]
     assert [c["id"] for c in top] == [f"e{i}" for i in exact]
 
@@ -81,14 +83,15 @@ def test_retrieve_ranks_the_library_and_caches_embeddings(engine, astronaut_path
     import backend.retrieval as R
 
     monkeypatch.setattr(R, "CACHE_DIR", str(tmp_path))
-    res = engine.retrieve(astronaut_path, library, top_k=5)
+    res = engine.retriever.retrieve(astronaut_path, library, top_k=5)
     assert res["library_size"] == 14 and len(res["candidates"]) == 5
     scores = [c["score"] for c in res["candidates"]]
     assert scores == sorted(scores)
     for c in res["candidates"]:
         assert os.path.isfile(c["thumbnail"]) and c["pose"]["type"] == "shape_keys" and c["js"] >= 0
     # The same query through the JS term alone ranks by JS.
-    js_only = engine.retrieve(astronaut_path, library, top_k=14, beta=0)["candidates"]
+    js_only = engine.retriever.retrieve(astronaut_path, library, top_k=14, weights=RetrievalWeights(beta=0))
+    js_only = js_only["candidates"]
     assert [c["js"] for c in js_only] == sorted(c["js"] for c in js_only)
     # Cached on disk by library content hash + model checksum: a second engine reads the cache file (made
     # unusable for computing here by breaking its thumbnail decoding) and gives the same ranking.
@@ -98,7 +101,7 @@ def test_retrieve_ranks_the_library_and_caches_embeddings(engine, astronaut_path
 
     other = Engine(engine.cfg)
     monkeypatch.setattr(R, "_entry_crop", lambda *a: (_ for _ in ()).throw(AssertionError("recomputed")))
-    again = other.retrieve(astronaut_path, library, top_k=5)
+    again = other.retriever.retrieve(astronaut_path, library, top_k=5)
     assert [c["id"] for c in again["candidates"]] == [c["id"] for c in res["candidates"]]
 
 

@@ -220,10 +220,12 @@ def test_exits_when_stdin_closes_and_when_parent_dies(random_model):
         pytest.fail("backend outlived its parent")
 
 
-def test_stray_prints_do_not_corrupt_stdout(random_model, astronaut_path, monkeypatch):
+def test_stray_prints_do_not_corrupt_stdout(random_model, astronaut_path):
     """Anything written to fd 1 (a C library, a print) goes to stderr; stdout holds only frames."""
-    monkeypatch.setenv("DEEPEXPR_SELFTEST_STRAY_STDOUT", "1")  # the backend writes junk to fd 1 at start
-    srv = BackendProcess("--expression-model", random_model, "--log-level", "DEBUG")
+    # This backend writes junk to fd 1 at start, behind the server's back.
+    srv = BackendProcess(
+        "--expression-model", random_model, "--log-level", "DEBUG", module="tests.stray_stdout_backend"
+    )
     try:
         srv.initialize()
         for _ in range(3):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,31 +12,86 @@ import numpy as np
 import pytest
 import torch
 
-from training.data import subject_folds
-from training.metrics import average_normalized_rank, confusion, macro_f1
+from training.data import DATASETS, find_dataset, load_dataset, subject_folds, subject_split
+from training.metrics import METRICS, average_normalized_rank, calc_metric, calc_metrics, confusion, macro_f1
 from training.runs import new_run_dir
 
 from .conftest import ROOT, shared_path
 
 
+def dry_run(script: str, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", f"training.{script}", "--dry-run", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
 def test_dry_run_prints_the_resolved_config():
-    r = subprocess.run(
-        [sys.executable, "-m", "training.train_expression", "--dry-run", "--epochs", "3", "--model-widths", "16", "32"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    cfg = json.loads(r.stdout)
+    cfg = json.loads(dry_run("train_expression", "--epochs", "3", "--model-widths", "16", "32").stdout)
     assert cfg["train"]["epochs"] == 3 and cfg["model"]["widths"] == [16, 32]
-    r = subprocess.run(
-        [sys.executable, "-m", "training.train_gan", "--dry-run", "--lambdas", "1", "0.001", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert json.loads(r.stdout)["train"]["lambdas"] == [1.0, 0.001, 1.0]
+    assert cfg["data"]["dataset"] == "fer2013" and cfg["data"]["root"] == find_dataset("fer2013").root
+    gan = json.loads(dry_run("train_gan", "--lambdas", "1", "0.001", "1", "--seed", "7").stdout)
+    assert gan["train"]["lambdas"] == [1.0, 0.001, 1.0] and gan["train"]["seed"] == 7
+    # One run config for every script: the same run fields (seed, device, resume, ...) in both.
+    from training.config import RunConfig
+
+    run_fields = [f.name for f in dataclasses.fields(RunConfig)]
+    assert all(k in cfg["train"] and k in gan["train"] for k in run_fields)
+
+
+def test_datasets_are_chosen_by_name(tmp_path):
+    assert {"fer2013", "ckplus", "ckplus_pairs", "ferg", "characters"} <= set(DATASETS)
+    cfg = json.loads(dry_run("train_expression", "--dataset", "ferg", "--data-root", str(tmp_path)).stdout)
+    assert cfg["data"]["dataset"] == "ferg" and cfg["data"]["root"] == str(tmp_path)
+    for bad, needle in (("nope", "unknown crops data set 'nope'"), ("ckplus_pairs", "unknown crops data set")):
+        r = dry_run("train_expression", "--dataset", bad)
+        assert r.returncode != 0 and needle in r.stderr and "fer2013" in r.stderr, r.stderr
+    r = dry_run("train_expression", "--dataset", "characters")
+    assert r.returncode != 0 and "no train/val/test splits" in r.stderr
+    r = dry_run("train_gan", "--dataset", "fer2013")
+    assert r.returncode != 0 and "unknown pairs data set 'fer2013'" in r.stderr
+    with pytest.raises(ValueError, match="has no split 'train'"):
+        load_dataset("characters", "train")
+
+
+def test_subject_splits_never_share_a_subject():
+    from training.data import Item
+
+    items = [Item(f"{s}/{i}.png", i % 7, s) for s in [f"S{k:03d}" for k in range(23)] for i in range(3)]
+    parts = {sp: subject_split(items, sp) for sp in ("train", "val", "test")}
+    subjects = {sp: {i.subject for i in p} for sp, p in parts.items()}
+    assert not (subjects["train"] & subjects["val"]) and not (subjects["train"] & subjects["test"])
+    assert not subjects["val"] & subjects["test"]
+    assert sum(len(p) for p in parts.values()) == len(items) == len(subject_split(items, "all"))
+
+
+def test_a_dataset_loads_by_name_through_the_engine(tmp_path, astronaut_path):
+    """A FERG-layout folder holding a real photo: listed, aligned by the real engine, cached, by name."""
+    import shutil
+
+    for sub in ("ann/ann_joy", "ann/ann_anger", "bob/bob_joy"):
+        (tmp_path / "ferg" / sub).mkdir(parents=True)
+        shutil.copy(astronaut_path, tmp_path / "ferg" / sub / "a.png")
+    data = load_dataset("ferg", root=str(tmp_path / "ferg"), size=48, cache_dir=str(tmp_path / "cache"))
+    assert data["x"].shape == (3, 48, 48) and data["x"].dtype == np.uint8 and data["detected"].all()
+    assert list(data["subject"]) == ["ann", "ann", "bob"] and len(os.listdir(tmp_path / "cache")) == 1
+    again = load_dataset("ferg", root=str(tmp_path / "ferg"), size=48, cache_dir=str(tmp_path / "cache"))
+    assert np.array_equal(again["x"], data["x"])
+
+
+def test_metrics_by_name():
+    y, p = np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0])
+    m = calc_metrics(("accuracy", "macro_f1", "confusion"), y_true=y, y_pred=p, n_classes=3)
+    assert m["accuracy"] == pytest.approx(3 / 5) and m["macro_f1"] == macro_f1(confusion(y, p, 3))
+    assert m["confusion"].tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    d, rel = np.array([[0, 1, 2.0]]), np.array([[False, True, True]])
+    assert calc_metric("anr", dist=d, relevant=rel) == pytest.approx(average_normalized_rank(d, rel))
+    img = (np.arange(64 * 64).reshape(64, 64) % 251).astype(np.uint8)
+    assert calc_metric("ssim", generated=img, real=img) == pytest.approx(1.0)
+    assert calc_metric("psnr", generated=img // 2, real=img) < 20
+    assert {"accuracy", "macro_f1", "confusion", "anr", "ssim", "psnr"} <= set(METRICS)
+    with pytest.raises(ValueError, match="unknown metric"):
+        calc_metric("fid")
+    with pytest.raises(ValueError, match="needs relevant"):
+        calc_metric("anr", dist=d)
 
 
 def test_run_folders_never_overwrite(tmp_path):

@@ -46,11 +46,12 @@ def performance(tmp: str, hold: int = 12) -> tuple[str, list[np.ndarray]]:
     (when ../shared/data is there), each held for ``hold`` frames."""
     from backend.demo import sample_face
     from backend.engine import Engine, EngineConfig
+    from backend.sequence import SequenceConfig, generate
 
     engine = Engine(EngineConfig(device="cpu"))
     face = sample_face(tmp)
     shots = [_square_face(engine, face)]
-    res = engine.generate_sequence(face, os.path.join(tmp, "surprise"), frames=2, expression="surprise")
+    res = generate(engine, face, os.path.join(tmp, "surprise"), SequenceConfig(frames=2), expression="surprise")
     shots.append(_square_face(engine, res["frames"][-1]))
     from backend.sequence import expression_target
 
@@ -63,7 +64,8 @@ def performance(tmp: str, hold: int = 12) -> tuple[str, list[np.ndarray]]:
         json.dump(
             {"keyframes": [{"frame": 1, "landmarks": expression_target(calm, expr, k).tolist()}]}, open(keys, "w")
         )
-        res = engine.generate_sequence(face, os.path.join(tmp, expr), frames=2, keyframes=keys, easing="linear")
+        cfg = SequenceConfig(frames=2, easing="linear")
+        res = generate(engine, face, os.path.join(tmp, expr), cfg, keyframes=keys)
         shots.append(_square_face(engine, res["frames"][-1]))
     frames = [s for s in shots for _ in range(hold)]
     video = os.path.join(tmp, "performance.avi")

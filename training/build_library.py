@@ -1,9 +1,11 @@
-"""The built-in pose library of the procedural characters (runs real Blender: bpy).
+"""The built-in pose library of the procedural characters (runs real Blender: bpy). ``make library``.
 
-    python -m training.build_library [--out cache/library/builtin] [--per-expression 3] [--seed 0]
+    python -m training.build_library [--out backend/assets/library] [--per-expression 3] [--seed 0]
 
 A few poses per expression per character, rendered near-frontal at 256x256, each entry with its shape-key
-values, label, projected landmarks and geometric features. Deterministic for a seed; ~30 s on a 2-core CPU.
+values, label, projected landmarks and geometric features. Thumbnails are stored as lossless WebP (the
+rendered pixels, half the bytes of a PNG). Deterministic for a seed; ~30 s on a 2-core CPU. The result is
+an artefact the backend ships and finds (``backend.library.BUILTIN_LIBRARY``); the backend never builds it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import shutil
 import time
 
 from backend.geometry import FEATURE_NAMES, geometric_features
-from backend.library import DEFAULT_LIBRARY
+from backend.library import BUILTIN_LIBRARY
 from deepexpr_blender.core import library_format as fmt
 
 from .characters import load_expression_table
@@ -25,8 +27,16 @@ from .characters.scene import View
 log = logging.getLogger(__name__)
 
 
+def _to_lossless_webp(png: str, out: str) -> None:
+    from PIL import Image
+
+    with Image.open(png) as img:
+        img.save(out, lossless=True)  # exact pixels; the default effort (higher ones save 1% for 30x the time)
+    os.remove(png)
+
+
 def build_builtin_library(
-    out: str = DEFAULT_LIBRARY,
+    out: str = BUILTIN_LIBRARY,
     per_expression: int = 3,
     seed: int = 0,
     size: int = 256,
@@ -54,8 +64,10 @@ def build_builtin_library(
                 set_head_pose(obj, view)
                 place_camera(scene, view)
                 eid = f"{spec.name}-{expr}-{n:02d}"
-                rel = f"thumbs/{eid}.png"
-                render(scene, os.path.join(staging, rel))
+                rel = f"thumbs/{eid}.webp"
+                png = os.path.join(staging, f"thumbs/{eid}.png")
+                render(scene, png)
+                _to_lossless_webp(png, os.path.join(staging, rel))
                 pts = project_landmarks(scene, obj)
                 entries.append(
                     {
@@ -87,7 +99,7 @@ def build_builtin_library(
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=DEFAULT_LIBRARY)
+    ap.add_argument("--out", default=BUILTIN_LIBRARY)
     ap.add_argument("--per-expression", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", type=int, default=256, help="thumbnail side in pixels")

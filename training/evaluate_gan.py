@@ -19,15 +19,16 @@ import os
 import cv2
 import numpy as np
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from backend.align import align_face
 from backend.landmarks import semantic_from_68
-from backend.models import CLASSES, load_model
+from backend.models import CLASSES, load_model, normalize_crops
 from backend.sequence import interpolate
 from backend.warp import PiecewiseAffineWarper
 
-from .gan_data import fold_masks, load_pairs_dataset, neutral_to_peak
+from .data import load_dataset
+from .data.ckplus_pairs import fold_masks, neutral_to_peak
+from .metrics import calc_metric
 
 PAPER = {"Qiao et al. 2018 (paper)": (0.769, 27.665), "G2GAN (as reported by the paper)": (0.767, 24.420)}
 
@@ -43,19 +44,11 @@ def gan_frames(model, src: np.ndarray, targets: list[np.ndarray]) -> list[np.nda
     return [np.clip((f[0].numpy() + 1) * 127.5, 0, 255).astype(np.uint8) for f in y]
 
 
-def metrics(gen: np.ndarray, real: np.ndarray) -> tuple[float, float]:
-    ssim = structural_similarity(
-        real, gen, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
-    )
-    return float(ssim), float(peak_signal_noise_ratio(real, gen, data_range=255))
-
-
 def classify(net, frames: list[np.ndarray], lms_px: list[np.ndarray]) -> np.ndarray:
     size = int(net.card.input["size"])
     crops = np.stack([align_face(f, semantic_from_68(lm), size=size).crop for f, lm in zip(frames, lms_px)])
-    x = ((torch.from_numpy(crops.astype(np.float32) / 255.0) - 0.5) / 0.5)[:, None]
     with torch.inference_mode():
-        return net.module(x).argmax(1).numpy()
+        return net.module(normalize_crops(crops)).argmax(1).numpy()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    data = load_pairs_dataset()
+    data = load_dataset("ckplus_pairs")
     _, test = fold_masks(data, args.fold)
     pairs = neutral_to_peak(data, test)
     dev = torch.device("cpu")
@@ -97,22 +90,26 @@ def main(argv: list[str] | None = None) -> None:
         tgt_px.append(px(data["lm"][v]))
     labels = np.array(labels)
     valid = labels < len(CLASSES)  # contempt (no canonical class) is left out of expression accuracy
+
+    def expression_accuracy(pred: np.ndarray) -> float:
+        return calc_metric("accuracy", y_true=labels[valid], y_pred=pred[valid], n_classes=len(CLASSES))
+
     rows = {}
     for m in methods:
-        sp = np.array([metrics(g, r) for g, r in zip(outs[m], real)])
+        sp = np.array([[calc_metric(k, generated=g, real=r) for k in ("ssim", "psnr")] for g, r in zip(outs[m], real)])
         pred = classify(expr, outs[m], tgt_px)
         rows[m] = {
             "ssim": float(sp[:, 0].mean()),
             "ssim_std": float(sp[:, 0].std()),
             "psnr": float(sp[:, 1].mean()),
             "psnr_std": float(sp[:, 1].std()),
-            "expression_accuracy": float((pred[valid] == labels[valid]).mean()) if valid.any() else None,
+            "expression_accuracy": expression_accuracy(pred) if valid.any() else None,
         }
     real_pred = classify(expr, real, tgt_px)
     rows["real target (reference)"] = {
         "ssim": 1.0,
         "psnr": float("inf"),
-        "expression_accuracy": float((real_pred[valid] == labels[valid]).mean()),
+        "expression_accuracy": expression_accuracy(real_pred),
     }
     # Smoothness: transitions neutral -> peak, landmarks interpolated (Eq. 6, linear).
     smooth = {}

@@ -24,7 +24,15 @@ import numpy as np
 import torch
 
 from backend.models import CLASSES, ModelCard, load_model, save_model
-from backend.retrieval import human_geometry_stats, js_distance, to_distribution
+from backend.scoring import (
+    Features,
+    RetrievalWeights,
+    combine,
+    distances,
+    library_geometry,
+    query_geometry,
+    to_distribution,
+)
 
 from .data import SHARED_DATA, character_crops, crop_cache, list_ckplus, list_class_folders
 from .metrics import average_normalized_rank
@@ -53,47 +61,42 @@ PAPER = {  # DeepExpr Table 1 (FERG-DB), per expression
     },
 }
 BETAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+METHODS = ("geometry", "features", "combined")
+REPLAY = "transfer, characters + human replay"  # the shared model: the one exported and reported
 
 
-def zscore(g: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    return (g - mean) / np.maximum(std, 1e-6)
-
-
-def distances(q_emb, q_geo, c_emb, c_geo) -> tuple[np.ndarray, np.ndarray]:
-    """(JS (Q, N), geometric (Q, N)) between human queries and one character's images."""
-    qd, cd = to_distribution(q_emb), to_distribution(c_emb)
-    js = np.stack([js_distance(p, cd) for p in qd])
-    hm, hs = human_geometry_stats()
-    qg = zscore(q_geo, hm, hs)
-    cg = zscore(c_geo, c_geo.mean(0), c_geo.std(0))
-    geo = np.linalg.norm(qg[:, None] - cg[None], axis=2) / np.sqrt(qg.shape[1])
-    return js, geo
+def method_weights(beta: float) -> dict[str, RetrievalWeights]:
+    """The three rankings of the paper's Table 1, as weights of the server's score."""
+    return {
+        "geometry": RetrievalWeights(alpha=0.0, beta=1.0),
+        "features": RetrievalWeights(alpha=1.0, beta=0.0),
+        "combined": RetrievalWeights(alpha=1.0, beta=beta),
+    }
 
 
 def query_distances(net, queries: dict, chars: dict, test_mask: np.ndarray, characters: list[str]) -> dict:
-    """Per character: (JS, geometric distance, relevance) between every query and that character's database.
-    Computed once per network and query set; any beta then combines them."""
+    """Per character: (every distance of ``backend.scoring``, relevance) between every query and that
+    character's database. Computed once per network and query set; any weights then combine them."""
     q_emb, _ = embed_and_classify(net, queries["x"])
+    query = Features(to_distribution(q_emb), query_geometry(queries["geo"]))
     out = {}
     for ch in characters:
         m = test_mask & (chars["character"] == ch)
         c_emb, _ = embed_and_classify(net, chars["x"][m])
-        js, geo = distances(q_emb, queries["geo"], c_emb, chars["geo"][m])
-        out[ch] = (js, geo, queries["y"][:, None] == chars["y"][m][None])
+        database = Features(to_distribution(c_emb), library_geometry(chars["geo"][m]))
+        out[ch] = (distances(query, database), queries["y"][:, None] == chars["y"][m][None])
     return out
 
 
 def anr_table(dists: dict, labels: np.ndarray, beta: float) -> dict:
     """ANR per expression and method (geometry only, features only, combined), averaged over characters."""
+    weights = method_weights(beta)
     per_char = {
-        ch: {
-            name: average_normalized_rank(d, rel)
-            for name, d in (("geometry", geo), ("features", js), ("combined", js + beta * geo))
-        }
-        for ch, (js, geo, rel) in dists.items()
+        ch: {name: average_normalized_rank(combine(d, weights[name]), rel) for name in METHODS}
+        for ch, (d, rel) in dists.items()
     }
     out = {}
-    for method in ("geometry", "features", "combined"):
+    for method in METHODS:
         anr = np.mean([per_char[ch][method] for ch in dists], axis=0)  # per query, mean over characters
         out[method] = {c: float(np.nanmean(anr[labels == k])) for k, c in enumerate(CLASSES) if (labels == k).any()}
         out[method]["mean"] = float(np.mean(list(out[method].values())))
@@ -136,27 +139,23 @@ def plot_anr(results: dict, path: str, title: str) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--human-model", required=True, help="safetensors of the human expression network")
-    ap.add_argument("--chars", default=os.path.join("cache", "chars"), help="rendered character data set")
-    ap.add_argument("--train-per-expression", type=int, default=120)
-    ap.add_argument("--human-replay", type=int, default=6000, help="FER2013 train crops mixed into transfer")
-    ap.add_argument("--out", default=os.path.join("docs", "evaluation"))
-    ap.add_argument("--export", default="", help="write the shared model here (<path>.safetensors + card)")
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--max-queries", type=int, default=0, help="use only the first N queries per set (smoke runs)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    torch.manual_seed(0)
-    os.makedirs(args.out, exist_ok=True)
-    t0 = time.time()
-    human = load_model(args.human_model, "expression", torch.device("cpu"))
-    size = int(human.card.input["size"])
+@dataclasses.dataclass
+class Data:
+    """Everything the evaluation reads: character crops with their split, human query sets, replay crops."""
+
+    chars: dict
+    characters: list[str]
+    train_mask: np.ndarray
+    test_mask: np.ndarray
+    fer: dict  # "val" (choosing beta) and "test" query sets
+    ck: dict
+    hx: np.ndarray  # FER2013 train crops mixed into the transfer
+    hy: np.ndarray
+
+
+def load_data(args: argparse.Namespace, size: int) -> Data:
     chars = character_crops(args.chars, size)
-    characters = sorted(set(chars["character"].tolist()))
     train_mask = chars["n"] < args.train_per_expression
-    test_mask = ~train_mask
     fer = {
         s: crop_cache(list_class_folders(os.path.join(SHARED_DATA, "fer2013", s)), size, tag=f"fer2013-{s}", workers=1)
         for s in ("val", "test")
@@ -174,114 +173,180 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(0)
     fer_train = crop_cache(train_items, size, tag="fer2013-train")
     pick = rng.choice(len(fer_train["y"]), size=min(args.human_replay, len(fer_train["y"])), replace=False)
-    hx, hy = fer_train["x"][pick], fer_train["y"][pick]
+    return Data(
+        chars=chars,
+        characters=sorted(set(chars["character"].tolist())),
+        train_mask=train_mask,
+        test_mask=~train_mask,
+        fer=fer,
+        ck=ck,
+        hx=fer_train["x"][pick],
+        hy=fer_train["y"][pick],
+    )
 
-    cfg = TransferConfig(epochs=args.epochs)
-    # The frozen layers' output is the same for every transfer below: compute it once.
-    all_char_feats = mirrored_features(human.module, chars["x"])
-    n_all = len(chars["x"])
-    hfeats = mirrored_features(human.module, hx)
 
-    def run_transfer(mask: np.ndarray, c: TransferConfig = cfg):
+class Transfers:
+    """DeepExpr transfers of the human network on subsets of the character crops. The frozen layers' output
+    is the same for every transfer: computed once."""
+
+    def __init__(self, human, data: Data, cfg: TransferConfig):
+        self.human, self.data, self.cfg = human, data, cfg
+        self.char_feats = mirrored_features(human.module, data.chars["x"])
+        self.human_feats = mirrored_features(human.module, data.hx)
+
+    def __call__(self, mask: np.ndarray, cfg: TransferConfig | None = None):
         idx = torch.from_numpy(np.nonzero(mask)[0])
-        feats = torch.cat([all_char_feats[idx], all_char_feats[idx + n_all]])
-        return transfer(human.module, None, chars["y"][mask], c, None, hy, char_feats=feats, human_feats=hfeats)
+        n_all = len(self.data.chars["x"])
+        feats = torch.cat([self.char_feats[idx], self.char_feats[idx + n_all]])
+        y = self.data.chars["y"][mask]
+        return transfer(
+            self.human.module,
+            None,
+            y,
+            cfg or self.cfg,
+            None,
+            self.data.hy,
+            char_feats=feats,
+            human_feats=self.human_feats,
+        )
 
-    variants = {
-        "human network (no transfer)": human.module,
-        "transfer, characters only (paper)": run_transfer(train_mask, dataclasses.replace(cfg, human_mix=0.0)),
-        "transfer, characters + human replay": run_transfer(train_mask),
+
+def choose_beta(shared, d: Data) -> tuple[float, dict]:
+    """beta is chosen on FER2013 val with the shared model, then frozen for every test number."""
+    val_d = query_distances(shared, d.fer["val"], d.chars, d.test_mask, d.characters)
+    val_scores = {b: anr_table(val_d, d.fer["val"]["y"], b)["combined"]["mean"] for b in BETAS}
+    return min(val_scores, key=val_scores.get), val_scores
+
+
+def evaluate_variant(net, d: Data, beta: float) -> dict:
+    fer_test, ck = d.fer["test"], d.ck
+    return {
+        "fer_test": anr_table(query_distances(net, fer_test, d.chars, d.test_mask, d.characters), fer_test["y"], beta),
+        "ckplus": anr_table(query_distances(net, ck, d.chars, d.test_mask, d.characters), ck["y"], beta),
+        "char_test_accuracy": accuracy(net, d.chars, d.test_mask),
+        "fer_test_accuracy": accuracy(net, fer_test),
+        "ckplus_accuracy": accuracy(net, ck),
     }
-    report: dict = {
-        "variants": {},
-        "setup": {
-            "characters": characters,
-            "character_test_images": int(test_mask.sum()),
-            "character_train_images": int(train_mask.sum()),
-            "fer_test_queries": int(len(fer["test"]["y"])),
-            "ckplus_queries": int(len(ck["y"])),
-            "human_replay": int(len(hy)),
-        },
-    }
-    # beta is chosen on FER2013 val with the shared model, then frozen for every test number.
-    shared = variants["transfer, characters + human replay"]
-    val_d = query_distances(shared, fer["val"], chars, test_mask, characters)
-    val_scores = {b: anr_table(val_d, fer["val"]["y"], b)["combined"]["mean"] for b in BETAS}
-    beta = min(val_scores, key=val_scores.get)
-    report["beta"] = {"chosen": beta, "val_mean_anr": val_scores}
-    log.info("beta %.3f (val ANR %s)", beta, val_scores)
-    for name, net in variants.items():
-        report["variants"][name] = {
-            "fer_test": anr_table(
-                query_distances(net, fer["test"], chars, test_mask, characters), fer["test"]["y"], beta
-            ),
-            "ckplus": anr_table(query_distances(net, ck, chars, test_mask, characters), ck["y"], beta),
-            "char_test_accuracy": accuracy(net, chars, test_mask),
-            "fer_test_accuracy": accuracy(net, fer["test"]),
-            "ckplus_accuracy": accuracy(net, ck),
-        }
-        log.info("%s: %s", name, {k: v for k, v in report["variants"][name].items() if "accuracy" in k})
-    # One model per character, against the shared one, on each character's own database.
-    per_char = {}
-    for ch in characters:
-        own = run_transfer(train_mask & (chars["character"] == ch))
-        t_own = anr_table(query_distances(own, fer["test"], chars, test_mask, [ch]), fer["test"]["y"], beta)
-        t_shared = anr_table(query_distances(shared, fer["test"], chars, test_mask, [ch]), fer["test"]["y"], beta)
-        per_char[ch] = {
+
+
+def per_character_models(run: Transfers, shared, d: Data, beta: float) -> dict:
+    """One model per character, against the shared one, on each character's own database."""
+    fer_test, out = d.fer["test"], {}
+    for ch in d.characters:
+        mine = d.test_mask & (d.chars["character"] == ch)
+        own = run(d.train_mask & (d.chars["character"] == ch))
+        t_own = anr_table(query_distances(own, fer_test, d.chars, d.test_mask, [ch]), fer_test["y"], beta)
+        t_shared = anr_table(query_distances(shared, fer_test, d.chars, d.test_mask, [ch]), fer_test["y"], beta)
+        out[ch] = {
             "own_model_combined": t_own["combined"]["mean"],
             "shared_model_combined": t_shared["combined"]["mean"],
-            "own_model_char_acc": accuracy(own, chars, test_mask & (chars["character"] == ch)),
-            "shared_model_char_acc": accuracy(shared, chars, test_mask & (chars["character"] == ch)),
+            "own_model_char_acc": accuracy(own, d.chars, mine),
+            "shared_model_char_acc": accuracy(shared, d.chars, mine),
         }
-    report["per_character_models"] = per_char
-    # Leave one character out: the model never saw the character it is evaluated on.
-    loco = {}
-    for ch in characters:
-        net = run_transfer(train_mask & (chars["character"] != ch))
-        t = anr_table(query_distances(net, fer["test"], chars, test_mask, [ch]), fer["test"]["y"], beta)
-        loco[ch] = {k: t[k]["mean"] for k in ("geometry", "features", "combined")}
-        loco[ch]["char_acc"] = accuracy(net, chars, test_mask & (chars["character"] == ch))
-    report["leave_one_character_out"] = loco
-    report["seconds"] = round(time.time() - t0, 1)
-    with open(os.path.join(args.out, "retrieval.json"), "w") as f:
+    return out
+
+
+def leave_one_character_out(run: Transfers, d: Data, beta: float) -> dict:
+    """The model never saw the character it is evaluated on."""
+    fer_test, out = d.fer["test"], {}
+    for ch in d.characters:
+        net = run(d.train_mask & (d.chars["character"] != ch))
+        t = anr_table(query_distances(net, fer_test, d.chars, d.test_mask, [ch]), fer_test["y"], beta)
+        out[ch] = {k: t[k]["mean"] for k in METHODS}
+        out[ch]["char_acc"] = accuracy(net, d.chars, d.test_mask & (d.chars["character"] == ch))
+    return out
+
+
+def export_shared(shared, human, report: dict, args: argparse.Namespace) -> None:
+    s = report["variants"][REPLAY]
+    characters = report["setup"]["characters"]
+    card = ModelCard(
+        architecture="ExpressionNet",
+        config={**dataclasses.asdict(shared.cfg), "widths": list(shared.cfg.widths)},
+        classes=list(CLASSES),
+        input=dict(human.card.input),
+        data=(
+            "Convolutional layers: the human network (FER2013, non-commercial research terms). Head: the "
+            f"project's procedural characters ({', '.join(characters)}, rendered by training.render_characters) "
+            "with FER2013 train crops mixed in. Inherits FER2013's non-commercial restriction."
+        ),
+        metrics={
+            "fer_test_anr_combined_mean": round(s["fer_test"]["combined"]["mean"], 4),
+            "ckplus_anr_combined_mean": round(s["ckplus"]["combined"]["mean"], 4),
+            "char_test_accuracy": round(s["char_test_accuracy"], 4),
+            "fer_test_accuracy": round(s["fer_test_accuracy"], 4),
+            "beta": report["beta"]["chosen"],
+        },
+        reproduce=f"python -m training.evaluate_retrieval --human-model {args.human_model} --chars {args.chars} "
+        f"--export {args.export}",
+        notes="Shared human/character embedding (DeepExpr transfer): features frozen, fc1 re-initialised "
+        "(lr 3e-3), fc2 fine-tuned (lr 3e-4), 40 epochs on pooled features with mirrored copies.",
+    )
+    save_model(shared, card, args.export)
+
+
+def write_reports(report: dict, out: str) -> None:
+    with open(os.path.join(out, "retrieval.json"), "w") as f:
         json.dump(report, f, indent=1)
-    plot_anr(
-        report["variants"]["transfer, characters + human replay"]["fer_test"],
-        os.path.join(args.out, "anr_fer_test.png"),
-        "ANR per expression, FER2013 test queries",
-    )
-    plot_anr(
-        report["variants"]["transfer, characters + human replay"]["ckplus"],
-        os.path.join(args.out, "anr_ckplus.png"),
-        "ANR per expression, CK+ queries",
-    )
-    write_markdown(report, os.path.join(args.out, "retrieval.md"))
+    s = report["variants"][REPLAY]
+    plot_anr(s["fer_test"], os.path.join(out, "anr_fer_test.png"), "ANR per expression, FER2013 test queries")
+    plot_anr(s["ckplus"], os.path.join(out, "anr_ckplus.png"), "ANR per expression, CK+ queries")
+    write_markdown(report, os.path.join(out, "retrieval.md"))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--human-model", required=True, help="safetensors of the human expression network")
+    ap.add_argument("--chars", default=os.path.join("cache", "chars"), help="rendered character data set")
+    ap.add_argument("--train-per-expression", type=int, default=120)
+    ap.add_argument("--human-replay", type=int, default=6000, help="FER2013 train crops mixed into transfer")
+    ap.add_argument("--out", default=os.path.join("docs", "evaluation"))
+    ap.add_argument("--export", default="", help="write the shared model here (<path>.safetensors + card)")
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--max-queries", type=int, default=0, help="use only the first N queries per set (smoke runs)")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.manual_seed(0)
+    os.makedirs(args.out, exist_ok=True)
+    t0 = time.time()
+    human = load_model(args.human_model, "expression", torch.device("cpu"))
+    d = load_data(args, int(human.card.input["size"]))
+    cfg = TransferConfig(epochs=args.epochs)
+    run = Transfers(human, d, cfg)
+    variants = {
+        "human network (no transfer)": human.module,
+        "transfer, characters only (paper)": run(d.train_mask, dataclasses.replace(cfg, human_mix=0.0)),
+        REPLAY: run(d.train_mask),
+    }
+    shared = variants[REPLAY]
+    beta, val_scores = choose_beta(shared, d)
+    log.info("beta %.3f (val ANR %s)", beta, val_scores)
+    report: dict = {"variants": {}, "setup": setup_counts(d), "beta": {"chosen": beta, "val_mean_anr": val_scores}}
+    for name, net in variants.items():
+        report["variants"][name] = evaluate_variant(net, d, beta)
+        log.info("%s: %s", name, {k: v for k, v in report["variants"][name].items() if "accuracy" in k})
+    report["per_character_models"] = per_character_models(run, shared, d, beta)
+    report["leave_one_character_out"] = leave_one_character_out(run, d, beta)
+    report["seconds"] = round(time.time() - t0, 1)
+    write_reports(report, args.out)
     if args.export:
-        s = report["variants"]["transfer, characters + human replay"]
-        card = ModelCard(
-            architecture="ExpressionNet",
-            config={**dataclasses.asdict(shared.cfg), "widths": list(shared.cfg.widths)},
-            classes=list(CLASSES),
-            input=dict(human.card.input),
-            data=(
-                "Convolutional layers: the human network (FER2013, non-commercial research terms). Head: the "
-                f"project's procedural characters ({', '.join(characters)}, rendered by training.render_characters) "
-                "with FER2013 train crops mixed in. Inherits FER2013's non-commercial restriction."
-            ),
-            metrics={
-                "fer_test_anr_combined_mean": round(s["fer_test"]["combined"]["mean"], 4),
-                "ckplus_anr_combined_mean": round(s["ckplus"]["combined"]["mean"], 4),
-                "char_test_accuracy": round(s["char_test_accuracy"], 4),
-                "fer_test_accuracy": round(s["fer_test_accuracy"], 4),
-                "beta": beta,
-            },
-            reproduce=f"python -m training.evaluate_retrieval --human-model {args.human_model} --chars {args.chars} "
-            f"--export {args.export}",
-            notes="Shared human/character embedding (DeepExpr transfer): features frozen, fc1 re-initialised "
-            "(lr 3e-3), fc2 fine-tuned (lr 3e-4), 40 epochs on pooled features with mirrored copies.",
-        )
-        save_model(shared, card, args.export)
+        export_shared(shared, human, report, args)
     print(json.dumps({k: report[k] for k in ("beta", "seconds")}))
+
+
+def setup_counts(d: Data) -> dict:
+    return {
+        "characters": d.characters,
+        "character_test_images": int(d.test_mask.sum()),
+        "character_train_images": int(d.train_mask.sum()),
+        "fer_test_queries": int(len(d.fer["test"]["y"])),
+        "ckplus_queries": int(len(d.ck["y"])),
+        "human_replay": int(len(d.hy)),
+    }
 
 
 def _row(name: str, d: dict) -> str:

@@ -24,7 +24,7 @@ from backend.align import alignment_matrix
 from backend.landmarks import semantic_from_68
 from backend.models import CLASSES
 
-from .data import SHARED_DATA, _init_worker, canonical
+from .data import SHARED_DATA, canonical, engine
 
 
 def to_template(points68: np.ndarray) -> np.ndarray:
@@ -37,11 +37,9 @@ def landmarks_of(path: str):
     from backend.errors import DeepExprError
     from backend.imageio import from_array
 
-    from . import data as d
-
     gray = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
     try:
-        fa = d._ENGINE.analyze(from_array(gray))
+        fa = engine().analyze(from_array(gray))
         return fa.to_original(fa.points68)
     except DeepExprError:
         return None
@@ -52,7 +50,6 @@ def main() -> None:
     ap.add_argument("--data", default=os.path.join(SHARED_DATA, "ckplus_pairs"))
     ap.add_argument("--out", default=os.path.join("backend", "assets", "expression_deltas.json"))
     args = ap.parse_args()
-    _init_worker()
     rows = list(csv.DictReader(open(os.path.join(args.data, "manifest.csv"), encoding="utf-8")))
     neutral = {(r["subject"], r["sequence"]): r for r in rows if r["expression"] == "neutral"}
     deltas = defaultdict(list)

@@ -18,7 +18,7 @@ import numpy as np
 from backend.geometry import FEATURE_NAMES, geometric_features
 from backend.landmarks import semantic_from_68
 
-from .data import SHARED_DATA, _init_worker, list_ckplus
+from .data import SHARED_DATA, engine, list_ckplus
 
 
 def main() -> None:
@@ -29,16 +29,14 @@ def main() -> None:
     from backend.errors import DeepExprError
     from backend.imageio import from_array
 
-    from . import data as d
-
-    _init_worker()
+    eng = engine()
     feats = []
     items = list_ckplus(args.data)
     neutral = [os.path.join(args.data, "neutral", f) for f in sorted(os.listdir(os.path.join(args.data, "neutral")))]
     for path in [i.path for i in items] + neutral:
         gray = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
         try:
-            fa = d._ENGINE.analyze(from_array(gray))
+            fa = eng.analyze(from_array(gray))
         except DeepExprError:
             continue
         feats.append(geometric_features(semantic_from_68(fa.points68)))

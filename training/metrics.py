@@ -1,6 +1,23 @@
-"""Classification metrics and plots."""
+"""Metrics by name, shared by training and evaluation (the idea of StyleGAN3's ``metrics/metric_main.py``).
+
+Training scripts and evaluation scripts call the same function by name: ``calc_metric("macro_f1", y_true=...,
+y_pred=..., n_classes=7)``. A metric takes its inputs by keyword; ``calc_metric`` passes each metric only the
+inputs it names, so one bag of inputs serves several metrics (``calc_metrics``). Inputs by family:
+
+    labels    y_true, y_pred (class indices), n_classes          accuracy, macro_f1, confusion
+    ranking   dist (Q, N) distances, relevant (Q, N) booleans    anr (per query)
+    images    generated, real (uint8 gray images, same shape)    ssim, psnr
+
+Adding a metric: one function in this file with ``@register_metric`` above it. The confusion-matrix helpers
+(``confusion``, ``accuracy``, ``macro_f1``) and ``plot_confusion`` stay importable as plain functions.
+"""
 
 from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -69,3 +86,85 @@ def average_normalized_rank(dist: np.ndarray, relevant: np.ndarray) -> np.ndarra
     s = np.where(relevant, ranks, 0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (s - n_rel * (n_rel + 1) / 2) / (n * n_rel)
+
+
+# ------------------------------------------------------------------------------------------ registry
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable[..., Any]
+    inputs: tuple[str, ...]  # the keyword arguments it takes
+    about: str  # one line: what it measures, and its range
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, about: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: make ``fn`` callable by ``name`` (``calc_metric``)."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in METRICS:
+            raise ValueError(f"metric {name!r} registered twice")
+        METRICS[name] = Metric(name, fn, tuple(inspect.signature(fn).parameters), about)
+        return fn
+
+    return deco
+
+
+def calc_metric(name: str, **inputs: Any) -> Any:
+    """The metric ``name`` on the inputs it takes (others are ignored); a clear error for unknown names and
+    missing inputs."""
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
+    m = METRICS[name]
+    required = [p.name for p in inspect.signature(m.fn).parameters.values() if p.default is inspect.Parameter.empty]
+    missing = [k for k in required if k not in inputs]
+    if missing:
+        raise ValueError(f"metric {name!r} needs {', '.join(missing)}")
+    return m.fn(**{k: v for k, v in inputs.items() if k in m.inputs})
+
+
+def calc_metrics(names: Iterable[str], **inputs: Any) -> dict[str, Any]:
+    """Several metrics on one bag of inputs: {name: value}."""
+    return {n: calc_metric(n, **inputs) for n in names}
+
+
+@register_metric("confusion", "(n_classes, n_classes) counts, rows true, columns predicted")
+def _confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    return confusion(y_true, y_pred, n_classes)
+
+
+@register_metric("accuracy", "fraction of predictions equal to the truth, 0..1")
+def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    return accuracy(confusion(y_true, y_pred, n_classes))
+
+
+@register_metric("macro_f1", "mean F1 over the classes present in the truth, 0..1")
+def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    return macro_f1(confusion(y_true, y_pred, n_classes))
+
+
+@register_metric("anr", "average normalized rank per query, 0 perfect (DeepExpr's retrieval measure)")
+def _anr(dist: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    return average_normalized_rank(dist, relevant)
+
+
+@register_metric("ssim", "structural similarity of a generated to a real 8-bit gray image (Wang et al. 2004)")
+def ssim(generated: np.ndarray, real: np.ndarray) -> float:
+    """scikit-image ``structural_similarity`` with data_range 255, gaussian_weights, sigma 1.5,
+    use_sample_covariance False (the settings of Wang et al. 2004, as the GAN papers report)."""
+    from skimage.metrics import structural_similarity
+
+    return float(
+        structural_similarity(
+            real, generated, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+    )
+
+
+@register_metric("psnr", "peak signal-to-noise ratio in dB of a generated to a real 8-bit image")
+def psnr(generated: np.ndarray, real: np.ndarray) -> float:
+    from skimage.metrics import peak_signal_noise_ratio
+
+    return float(peak_signal_noise_ratio(real, generated, data_range=255))

@@ -1,4 +1,5 @@
-"""Run folders that never overwrite (``runs/00012-expression-fer/``), seeding, and checkpoint dicts."""
+"""Starting a run (process group, threads, logging, a run folder that never overwrites:
+``runs/00012-expression-fer2013/``), seeding, stats, and checkpoint dicts."""
 
 from __future__ import annotations
 
@@ -12,7 +13,36 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import dist
+from .config import RunConfig
+
 log = logging.getLogger(__name__)
+
+
+def start_run(
+    rc: RunConfig, cfg: dict, tag: str, subdirs: tuple[str, ...] = ("checkpoints",)
+) -> tuple[dist.DistInfo, str]:
+    """Join the process group (``torchrun``) or run as a world of one, set threads and logging, and on rank 0
+    create the run folder ``rc.runs_root/NNNNN-tag`` with ``subdirs``, ``config.json`` and ``log.txt``.
+    Returns (DistInfo, run folder; "" on other ranks). Seeding is left to the loop, after its data is loaded:
+    building crops runs the engine, whose construction draws from torch's generator."""
+    di = dist.init_distributed(rc.device)
+    if rc.threads:
+        torch.set_num_threads(rc.threads)
+    logging.basicConfig(
+        level=logging.INFO if di.is_main else logging.WARNING, format=f"%(asctime)s [rank {di.rank}] %(message)s"
+    )
+    run_dir = ""
+    if di.is_main:
+        run_dir = new_run_dir(rc.runs_root, tag)
+        for d in subdirs:
+            os.makedirs(os.path.join(run_dir, d))
+        with open(os.path.join(run_dir, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+        logging.getLogger().addHandler(logging.FileHandler(os.path.join(run_dir, "log.txt")))
+        log.info("run %s, world %d, device %s", run_dir, di.world_size, di.device)
+    dist.barrier()
+    return di, run_dir
 
 
 def new_run_dir(root: str, tag: str) -> str:

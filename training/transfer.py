@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backend.models import ExpressionNet
+from backend.models import ExpressionNet, normalize_crops
 
 
 @dataclass
@@ -39,8 +39,7 @@ def pooled_features(net: ExpressionNet, crops: np.ndarray, flip: bool = False, b
     net.eval()
     out = []
     for i in range(0, len(crops), batch):
-        x = (torch.from_numpy(crops[i : i + batch].astype(np.float32) / 255.0) - 0.5) / 0.5
-        x = x[:, None]
+        x = normalize_crops(crops[i : i + batch])
         if flip:
             x = torch.flip(x, dims=[3])
         out.append(net.pool(net.features(x)).flatten(1))
@@ -108,7 +107,7 @@ def embed_and_classify(net: ExpressionNet, crops: np.ndarray, batch: int = 512) 
     net.eval()
     embs, probs = [], []
     for i in range(0, len(crops), batch):
-        x = ((torch.from_numpy(crops[i : i + batch].astype(np.float32) / 255.0) - 0.5) / 0.5)[:, None]
+        x = normalize_crops(crops[i : i + batch])
         e = net.embed(x)
         embs.append(e.numpy())
         probs.append(F.softmax(net.fc2(e), 1).numpy())

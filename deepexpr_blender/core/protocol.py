@@ -41,6 +41,8 @@ CAPTURE_FAILED = -32016
 CANCELLED = -32017
 MESSAGE_TOO_LARGE = -32018
 SHUTTING_DOWN = -32019
+# Raised by the client, never sent by the backend: the backend cannot be started, exited, or does not answer.
+BACKEND_UNAVAILABLE = -32020
 
 ERROR_NAMES = {
     PARSE_ERROR: "PARSE_ERROR",
@@ -59,6 +61,7 @@ ERROR_NAMES = {
     CANCELLED: "CANCELLED",
     MESSAGE_TOO_LARGE: "MESSAGE_TOO_LARGE",
     SHUTTING_DOWN: "SHUTTING_DOWN",
+    BACKEND_UNAVAILABLE: "BACKEND_UNAVAILABLE",
 }
 ERROR_CODES = {name: code for code, name in ERROR_NAMES.items()}
 

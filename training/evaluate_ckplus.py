@@ -1,6 +1,6 @@
 """CK+ 10-fold subject-independent accuracy of the human expression network (fine-tuned per fold).
 
-    python -m training.eval_ckplus --human-model runs/export/expression_human [--epochs 15] [--out docs/evaluation]
+    python -m training.evaluate_ckplus --human-model runs/export/expression_human [--epochs 15] [--out docs/evaluation]
 
 Subjects are split into 10 folds by id (``training.data.subject_folds``); for each fold the FER2013 network is
 fine-tuned on the other nine and tested on it, so no subject is on both sides. Seven canonical classes:
@@ -10,42 +10,20 @@ CK+'s contempt has no canonical class and is left out (its 54 frames are dropped
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import os
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from backend.models import CLASSES, load_model
 
-from .data import SHARED_DATA, CropDataset, crop_cache, list_ckplus, subject_folds
-from .metrics import accuracy, confusion, macro_f1, plot_confusion
-from .runs import seed_everything
-from .train_expression import predict
+from .data import SHARED_DATA, load_dataset, subject_folds
+from .loops.expression import finetune, predict
+from .metrics import calc_metric, calc_metrics, plot_confusion
 
 log = logging.getLogger(__name__)
-
-
-def finetune(net, x, y, epochs: int, lr: float, seed: int):
-    seed_everything(seed)
-    net = copy.deepcopy(net)
-    ds = CropDataset(x, y, augment=True)
-    dl = DataLoader(ds, batch_size=64, shuffle=True, drop_last=False, generator=torch.Generator().manual_seed(seed))
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(dl))
-    for _ in range(epochs):
-        net.train()
-        for xb, yb in dl:
-            loss = F.cross_entropy(net(xb), yb, label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return net.eval()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,21 +38,24 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     human = load_model(args.human_model, "expression", torch.device("cpu"))
     size = int(human.card.input["size"])
-    items = list_ckplus(args.data)
-    data = crop_cache(items, size, tag="ckplus48", workers=1)
-    folds = subject_folds([i.subject for i in items], args.folds)
-    fold_of = np.array([folds[i.subject] for i in items])
-    preds = np.zeros(len(items), dtype=np.int64)
-    per_fold, zero_shot = (
-        [],
-        float((predict(human.module, data["x"], torch.device("cpu")).argmax(1) == data["y"]).mean()),
+    data = load_dataset("ckplus", "all", root=args.data, size=size, workers=1)
+    folds = subject_folds(list(data["subject"]), args.folds)
+    fold_of = np.array([folds[s] for s in data["subject"]])
+    preds = np.zeros(len(data["y"]), dtype=np.int64)
+    n = len(CLASSES)
+    zero_shot = calc_metric(
+        "accuracy",
+        y_true=data["y"],
+        y_pred=predict(human.module, data["x"], torch.device("cpu")).argmax(1),
+        n_classes=n,
     )
+    per_fold = []
     for k in range(args.folds):
         tr, te = fold_of != k, fold_of == k
         assert not set(data["subject"][tr]) & set(data["subject"][te])
         net = finetune(human.module, data["x"][tr], data["y"][tr], args.epochs, args.lr, seed=k)
         preds[te] = predict(net, data["x"][te], torch.device("cpu")).argmax(1)
-        per_fold.append(float((preds[te] == data["y"][te]).mean()))
+        per_fold.append(calc_metric("accuracy", y_true=data["y"][te], y_pred=preds[te], n_classes=n))
         log.info(
             "fold %d: %d test frames of %d subjects, accuracy %.3f",
             k,
@@ -82,22 +63,23 @@ def main(argv: list[str] | None = None) -> None:
             len(set(data["subject"][te])),
             per_fold[-1],
         )
-    cm = confusion(data["y"], preds, len(CLASSES))
+    m = calc_metrics(("confusion", "accuracy", "macro_f1"), y_true=data["y"], y_pred=preds, n_classes=n)
+    cm = m["confusion"]
     os.makedirs(args.out, exist_ok=True)
     plot_confusion(
         cm,
         list(CLASSES),
         os.path.join(args.out, "confusion_ckplus_10fold.png"),
-        f"CK+ 10-fold subject-independent: acc {accuracy(cm):.3f}",
+        f"CK+ 10-fold subject-independent: acc {m['accuracy']:.3f}",
     )
     res = {
-        "accuracy": accuracy(cm),
-        "macro_f1": macro_f1(cm),
+        "accuracy": m["accuracy"],
+        "macro_f1": m["macro_f1"],
         "per_fold": per_fold,
         "fold_mean": float(np.mean(per_fold)),
         "fold_std": float(np.std(per_fold)),
         "zero_shot_accuracy": zero_shot,
-        "frames": len(items),
+        "frames": len(data["y"]),
         "subjects": len(folds),
         "epochs": args.epochs,
         "contempt": "left out (no canonical class)",

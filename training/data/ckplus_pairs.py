@@ -14,16 +14,21 @@ import os
 
 import cv2
 import numpy as np
+import torch
 
 from backend.models import CLASSES
 from backend.sequence import gan_crop, normalize_landmarks
 
-from .data import SHARED_DATA, _init_worker, canonical, subject_folds
+from .crops import engine
+from .items import SHARED_DATA, DatasetSpec, canonical, subject_folds
 
 NEUTRAL = len(CLASSES) + 1  # label id for CK+'s neutral frames in the contrastive loss (a class of its own)
 
 
 def load_pairs_dataset(root: str = os.path.join(SHARED_DATA, "ckplus_pairs"), cache_dir: str = "cache") -> dict:
+    """{'x' (N,64,64) uint8 GAN crops, 'lm' (N,68,2) normalized landmarks, 'label' (canonical index; 7 for
+    contempt, ``NEUTRAL`` for neutral frames), 'subject', 'sequence', 'expression'}; frames without a face
+    are left out. Cached."""
     rows = list(csv.DictReader(open(os.path.join(root, "manifest.csv"), encoding="utf-8")))
     key = hashlib.sha1(("\n".join(r["path"] for r in rows) + "|gan64|v1").encode()).hexdigest()[:16]
     path = os.path.join(cache_dir, f"ckpairs-{key}.npz")
@@ -33,15 +38,13 @@ def load_pairs_dataset(root: str = os.path.join(SHARED_DATA, "ckplus_pairs"), ca
     from backend.errors import DeepExprError
     from backend.imageio import from_array
 
-    from . import data as d
-
-    _init_worker()
+    eng = engine()
     keep, crops, lms = [], [], []
     for r in rows:
         gray = cv2.imread(os.path.join(root, r["path"]), cv2.IMREAD_GRAYSCALE)
         dec = from_array(gray)
         try:
-            fa = d._ENGINE.analyze(dec)
+            fa = eng.analyze(dec)
         except DeepExprError:
             continue
         crop = gan_crop(dec.rgb, fa.points68)
@@ -96,3 +99,36 @@ def neutral_to_peak(data: dict, mask: np.ndarray) -> np.ndarray:
         ],
         dtype=np.int64,
     )
+
+
+def flip_landmarks(lm: torch.Tensor) -> torch.Tensor:
+    """Mirror normalized 68-point landmarks horizontally (x -> -x, left/right points swapped)."""
+    perm = (
+        list(range(16, -1, -1))
+        + list(range(26, 16, -1))
+        + list(range(27, 31))
+        + list(range(35, 30, -1))
+        + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+        + list(range(54, 47, -1))
+        + list(range(59, 54, -1))
+        + list(range(64, 59, -1))
+        + list(range(67, 64, -1))
+    )
+    out = lm[:, perm].clone()
+    out[..., 0] = -out[..., 0]
+    return out
+
+
+def load(root: str, split: str, size: int, cache_dir: str, workers: int, limit: int) -> dict:
+    data = load_pairs_dataset(root, cache_dir)
+    return {k: v[:limit] for k, v in data.items()} if limit else data
+
+
+SPEC = DatasetSpec(
+    name="ckplus_pairs",
+    kind="pairs",
+    root=os.path.join(SHARED_DATA, "ckplus_pairs"),
+    splits=("all",),
+    load=load,
+    about="CK+ neutral and peak frames of each sequence, as 64x64 GAN crops with landmarks (subject folds)",
+)

@@ -1,0 +1,63 @@
+"""Reading a request's params at the protocol's edge: one validator per kind of value, each failing with
+INVALID_PARAMS naming the param. Handlers read their params only through these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import invalid_params
+
+
+def string(params: dict, key: str, required: bool = True) -> str | None:
+    """A non-empty string; ``None`` when absent and not required."""
+    v = params.get(key)
+    if v is None and not required:
+        return None
+    if not isinstance(v, str) or not v:
+        raise invalid_params(f"param {key!r} must be a non-empty string")
+    return v
+
+
+def box(params: dict) -> list[float] | None:
+    """``[left, top, right, bottom]`` in pixels, or None."""
+    b = params.get("box")
+    if b is None:
+        return None
+    if not isinstance(b, list) or len(b) != 4 or not all(_is_number(v) for v in b):
+        raise invalid_params("param 'box' must be [left, top, right, bottom] in pixels")
+    return b
+
+
+def weight(params: dict, key: str, default: float) -> float:
+    """A non-negative number (a retrieval weight)."""
+    v = params.get(key, default)
+    if not _is_number(v) or not v >= 0:
+        raise invalid_params(f"param {key!r} must be a non-negative number")
+    return float(v)
+
+
+def integer(params: dict, key: str, default: int, lo: int, hi: int) -> int:
+    """An integer in ``lo..hi``."""
+    v = params.get(key, default)
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise invalid_params(f"param {key!r} must be an integer in {lo}..{hi}")
+    return v
+
+
+def path_list(params: dict, key: str, limit: int) -> list[str]:
+    """A list of at most ``limit`` path strings."""
+    v = params.get(key)
+    if not isinstance(v, list) or not all(isinstance(p, str) for p in v) or len(v) > limit:
+        raise invalid_params(f"param {key!r} must be a list of at most {limit} paths")
+    return v
+
+
+def choice(params: dict, key: str, default: str, options: tuple[str, ...] | list[str]) -> str:
+    v = params.get(key, default)
+    if v not in options:
+        raise invalid_params(f"param {key!r} must be one of {', '.join(options)}")
+    return v
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

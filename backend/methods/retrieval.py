@@ -1,0 +1,78 @@
+"""RPC methods of DeepExpr retrieval: retrieve (one face) and retrieve_batch (images or a video)."""
+
+from __future__ import annotations
+
+from deepexpr_blender.core.vocabulary import DEFAULT_TOP_K
+
+from ..capture import open_video
+from ..errors import DeepExprError, invalid_params
+from ..imageio import from_array
+from ..library import builtin_library, load_library
+from ..rpc import Handler, RequestContext
+from ..scoring import RetrievalWeights
+from . import params as p
+from .perception import MAX_BATCH
+
+
+def _weights(params: dict) -> RetrievalWeights:
+    d = RetrievalWeights()
+    return RetrievalWeights(alpha=p.weight(params, "alpha", d.alpha), beta=p.weight(params, "beta", d.beta))
+
+
+def retrieve(params: dict, ctx: RequestContext) -> dict:
+    library = p.string(params, "library", required=False) or builtin_library()
+    weights = _weights(params)
+    image = p.string(params, "image")
+    top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, 1000)
+    res = ctx.engine.retriever.retrieve(image, library, top_k=top_k, weights=weights, box=p.box(params))
+    sheet = p.string(params, "sheet", required=False)
+    if sheet:
+        from ..sheet import retrieval_sheet
+
+        res["sheet"] = retrieval_sheet(image, res, sheet)
+    return res
+
+
+def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
+    """Retrieval over every ``frame_step``-th image of a list or frame of a video. Streams one ``$/progress``
+    per sampled frame carrying that frame's result (``item``), so clients key as results come; frames
+    without a face are reported, not fatal. The final answer (and a cancel's partial) holds counts and the
+    frames without a face, not the per-frame results again (they already came with the progress)."""
+    lib = load_library(p.string(params, "library", required=False) or builtin_library())
+    top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, 100)
+    step = p.integer(params, "frame_step", 1, 1, 1000)
+    weights = _weights(params)
+    images, video = params.get("images"), params.get("video")
+    if (images is None) == (video is None):
+        raise invalid_params("give either 'images' (a list of paths) or 'video' (a path)")
+    done, no_face = [0], []
+
+    def summary() -> dict:
+        return {"library": lib.root, "frame_step": step, "frames_done": done[0], "no_face": list(no_face)}
+
+    def one(index: int, image, name: str, total: int) -> None:
+        ctx.check_cancelled(partial=summary())
+        item = {"index": index, "step": step}
+        try:
+            res = ctx.engine.retriever.retrieve(image, lib, top_k=top_k, weights=weights)
+            item.update(ok=True, label=res["label"], candidates=[[c["id"], c["score"]] for c in res["candidates"]])
+        except DeepExprError as exc:
+            item.update(ok=False, error=exc.name, message=exc.message)
+            no_face.append(index)
+        done[0] += 1
+        ctx.progress(done[0], total, name, item=item, library=lib.root)
+
+    if images is not None:
+        sampled = p.path_list(params, "images", MAX_BATCH)[::step]
+        for k, path in enumerate(sampled):
+            one(k, path, path, len(sampled))
+        return summary()
+    video = p.string(params, "video")
+    with open_video(video) as v:
+        total = (v.frame_count + step - 1) // step if v.frame_count else 0
+        for k, rgb in v.frames(step):  # frames go to the engine in memory: nothing is written to disk
+            one(k // step, from_array(rgb), f"{video}#{k}", max(total, done[0] + 1))
+    return summary()
+
+
+METHODS: dict[str, Handler] = {"retrieve": retrieve, "retrieve_batch": retrieve_batch}

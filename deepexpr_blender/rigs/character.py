@@ -1,0 +1,160 @@
+"""A character in the user's scene: all its objects, its shape-key meshes, its rest state, its evaluated vertices.
+
+A character is the whole hierarchy of the object the user picked (from its top-most parent down: an armature
+with its body, eyes, brows and teeth meshes), or, for a lone object inside a collection of its own, that
+collection. ``RestState`` puts it in its rest pose (every shape key at 0, every pose bone at identity, actions
+detached so that an imported animation cannot override the pose shown) and gives everything back on exit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RENDERABLE = ("MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES")
+
+
+def character_root(obj):
+    while obj.parent is not None:
+        obj = obj.parent
+    return obj
+
+
+def character_objects(obj) -> list:
+    """Every object of the character ``obj`` belongs to (root first), renderable or not."""
+    root = character_root(obj)
+    objs = [root, *root.children_recursive]
+    if len(objs) == 1:
+        import bpy
+
+        cols = [c for c in obj.users_collection if c is not bpy.context.scene.collection]
+        if len(cols) == 1 and len(cols[0].all_objects) <= 64:
+            objs = [obj, *[o for o in cols[0].all_objects if o is not obj and o.parent is None]]
+            objs = [o for r in objs for o in (r, *r.children_recursive)]
+    seen, out = set(), []
+    for o in objs:
+        if o.name not in seen:
+            seen.add(o.name)
+            out.append(o)
+    return out
+
+
+def visible_meshes(objs: list) -> list:
+    """Renderable objects that are not hidden from renders."""
+    return [o for o in objs if o.type in RENDERABLE and not o.hide_render]
+
+
+def shape_key_meshes(objs: list) -> dict[str, list[str]]:
+    """Object name -> its shape key names (Basis left out), for meshes with at least one key."""
+    out = {}
+    for o in objs:
+        sk = o.data.shape_keys if o.type == "MESH" else None
+        if sk is not None and len(sk.key_blocks) > 1:
+            out[o.name] = [kb.name for kb in sk.key_blocks[1:]]
+    return out
+
+
+def set_shape_keys(objs: list, values: dict[str, dict[str, float]]) -> None:
+    """Every shape key of the character to 0, then ``values`` ({object: {key: value}}); unknown names are
+    an error naming them (a pose that silently shows nothing would poison a library)."""
+    by_name = {o.name: o for o in objs}
+    for o in objs:
+        sk = o.data.shape_keys if o.type == "MESH" else None
+        if sk is not None:
+            for kb in sk.key_blocks[1:]:
+                kb.value = 0.0
+    for mesh, kv in values.items():
+        o = by_name.get(mesh)
+        if o is None or o.type != "MESH" or o.data.shape_keys is None:
+            raise KeyError(f"pose names {mesh!r}, which is not a mesh with shape keys in this character")
+        blocks = o.data.shape_keys.key_blocks
+        for key, v in kv.items():
+            if key not in blocks:
+                raise KeyError(f"pose names shape key {key!r}, which {mesh!r} does not have")
+            kb = blocks[key]
+            kb.slider_min = min(kb.slider_min, float(v))
+            kb.slider_max = max(kb.slider_max, float(v))
+            kb.value = float(v)
+
+
+class RestState:
+    """Context manager: the character at rest (keys 0, bones at identity, actions detached), restored after."""
+
+    def __init__(self, objs: list):
+        self.objs = objs
+        self.saved: list = []
+
+    def __enter__(self) -> RestState:
+        for o in self.objs:
+            ids = [o] + ([o.data.shape_keys] if o.type == "MESH" and o.data.shape_keys else [])
+            for idb in ids:
+                ad = getattr(idb, "animation_data", None)
+                if ad is not None and ad.action is not None:
+                    self.saved.append(("action", idb, ad.action, getattr(ad, "action_slot", None)))
+                    ad.action = None
+            if o.type == "MESH" and o.data.shape_keys:
+                vals = {kb.name: kb.value for kb in o.data.shape_keys.key_blocks}
+                self.saved.append(("keys", o, vals, None))
+                for kb in o.data.shape_keys.key_blocks[1:]:
+                    kb.value = 0.0
+            if o.type == "ARMATURE":
+                bones = {
+                    b.name: (b.location.copy(), b.rotation_quaternion.copy(), b.rotation_euler.copy(), b.scale.copy())
+                    for b in o.pose.bones
+                }
+                self.saved.append(("bones", o, bones, None))
+                for b in o.pose.bones:
+                    b.location = (0, 0, 0)
+                    b.rotation_quaternion = (1, 0, 0, 0)
+                    b.rotation_euler = (0, 0, 0)
+                    b.scale = (1, 1, 1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for kind, target, value, extra in reversed(self.saved):
+            if kind == "action":
+                target.animation_data.action = value
+                if extra is not None:
+                    target.animation_data.action_slot = extra
+            elif kind == "keys":
+                for name, v in value.items():
+                    target.data.shape_keys.key_blocks[name].value = v
+            elif kind == "bones":
+                for b in target.pose.bones:
+                    b.location, b.rotation_quaternion, b.rotation_euler, b.scale = value[b.name]
+        self.saved.clear()
+
+
+def evaluated(obj, normals: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """World-space vertex positions (and unit normals) of the evaluated object: shape keys, armature and
+    every modifier applied, as rendered."""
+    import bpy
+
+    dg = bpy.context.evaluated_depsgraph_get()
+    ev = obj.evaluated_get(dg)
+    me = ev.to_mesh()
+    try:
+        n = len(me.vertices)
+        co = np.empty(n * 3, np.float32)
+        me.vertices.foreach_get("co", co)
+        m = np.array(ev.matrix_world, dtype=np.float64)
+        co = co.reshape(-1, 3).astype(np.float64) @ m[:3, :3].T + m[:3, 3]
+        nor = None
+        if normals:
+            nv = np.empty(n * 3, np.float32)
+            me.vertex_normals.foreach_get("vector", nv)
+            nor = nv.reshape(-1, 3).astype(np.float64) @ np.linalg.inv(m[:3, :3])
+            nor /= np.maximum(np.linalg.norm(nor, axis=1, keepdims=True), 1e-12)
+    finally:
+        ev.to_mesh_clear()
+    return co, nor
+
+
+def bounds(objs: list) -> tuple[np.ndarray, np.ndarray]:
+    """World-space bounding box (lo, hi) of the evaluated renderable objects."""
+    from mathutils import Vector
+
+    pts = [o.matrix_world @ Vector(c) for o in visible_meshes(objs) for c in o.bound_box]
+    if not pts:
+        raise ValueError("the character has no renderable object")
+    a = np.array([p[:] for p in pts])
+    return a.min(axis=0), a.max(axis=0)
