@@ -61,7 +61,7 @@ BLENDER_TESTS := tests/test_extension.py tests/test_extension_*.py tests/test_ke
 
 .PHONY: test-blender-42 test-blender-45 test-blender-all test-real-window
 
-.venv-bpy%/.ready: $(STAMP) tools/blender_venv.py
+.venv-bpy%/.ready: $(STAMP_DEV) tools/blender_venv.py
 	$(BIN)/python tools/blender_venv.py .venv-bpy$* --bpy $(BPY_$*) --project-venv $(VENV)
 	touch $@
 
@@ -78,5 +78,5 @@ test-blender-all: test test-blender-45
 # A real Blender window (Debian's Blender 4.3 under Xvfb in a Debian trixie chroot; needs root and
 # debootstrap, so not part of `make test`): sets the chroot up on first use, runs the workflow, checks the
 # screenshots. See docs/extension.md.
-test-real-window: setup
+test-real-window: setup-dev
 	sudo -E tools/real_window.sh
