@@ -53,3 +53,31 @@ lint: setup-dev
 
 clean:
 	rm -rf out cache .pytest_cache
+
+# ---- Blender versions (issue 11). The extension tests run in each supported Blender: bpy 5.0.1 in .venv
+# (the suite above), 4.2 LTS in .venv-bpy42 (part of `make test`), 4.5 LTS in .venv-bpy45
+# (`make test-blender-all`). Each .venv-bpyXY has its own bpy and sees .venv's packages behind it; the
+# backend child keeps running in .venv (DEEPEXPR_BACKEND_PYTHON).
+BLENDER_TESTS := tests/test_extension.py tests/test_extension_*.py tests/test_keying.py tests/test_rig_library.py
+
+.PHONY: test-blender-42 test-blender-45 test-blender-all test-real-window
+
+.venv-bpy%/.ready: $(STAMP_DEV) tools/blender_venv.py
+	$(BIN)/python tools/blender_venv.py .venv-bpy$* --bpy $(BPY_$*) --project-venv $(VENV)
+	touch $@
+
+BPY_42 := 4.2.23
+BPY_45 := 4.5.15
+
+test-blender-42 test-blender-45: test-blender-%: .venv-bpy%/.ready
+	DEEPEXPR_BACKEND_PYTHON=$(abspath $(BIN)/python) .venv-bpy$*/bin/python -m pytest -q -p no:cacheprovider -p tests.blender_exit $(BLENDER_TESTS)
+
+test: test-blender-42
+
+test-blender-all: test test-blender-45
+
+# A real Blender window (Debian's Blender 4.3 under Xvfb in a Debian trixie chroot; needs root and
+# debootstrap, so not part of `make test`): sets the chroot up on first use, runs the workflow, checks the
+# screenshots. See docs/extension.md.
+test-real-window: setup-dev
+	sudo -E tools/real_window.sh

@@ -87,3 +87,18 @@ def strips(sed):
 def strips_all(sed):
     """Every strip, meta strips' contents included."""
     return sed.strips_all if hasattr(sed, "strips_all") else sed.sequences_all
+
+
+def clear_keys(id_data, paths: set[str], first: float, last: float) -> int:
+    """Delete the keyframes of ``id_data``'s F-curves on ``paths`` within frames [first, last]; returns how many."""
+    removed = 0
+    for fc in action_fcurves(id_data):
+        if fc.data_path not in paths:
+            continue
+        points = [kp for kp in fc.keyframe_points if first - 1e-3 <= kp.co.x <= last + 1e-3]
+        for kp in reversed(points):
+            fc.keyframe_points.remove(kp, fast=True)
+        if points:
+            fc.update()
+        removed += len(points)
+    return removed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import bpy
 from bpy.props import CollectionProperty, EnumProperty, IntProperty, StringProperty
 from bpy.types import AddonPreferences, PropertyGroup
@@ -10,6 +12,12 @@ from . import status
 from .client import find_project_python
 
 ADDON = __package__  # the add-on's package name (works installed as an extension or from source)
+
+
+def default_threads() -> int:
+    """Half the CPU cores, 1 to 4: the backend leaves the rest to Blender (issue 11: a busy Blender made batch
+    retrieval 3x slower with all cores, 17x under outside load)."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def get():
@@ -41,6 +49,14 @@ class DEEPEXPR_AddonPreferences(AddonPreferences):
         ],
         default="auto",
     )
+    threads: IntProperty(
+        name="Backend threads",
+        min=1,
+        max=64,
+        default=default_threads(),
+        description="CPU threads the backend's networks may use (the backend restarts when it changes). "
+        "Fewer threads leave Blender responsive; more make batch retrieval faster on an idle machine",
+    )
     log_level: EnumProperty(
         name="Log level", items=[(v, v.title(), "") for v in ("DEBUG", "INFO", "WARNING", "ERROR")], default="WARNING"
     )
@@ -55,6 +71,7 @@ class DEEPEXPR_AddonPreferences(AddonPreferences):
             found = find_project_python()
             col.label(text=f"Automatic: {found}" if found else "Automatic: not found, set it above", icon="INFO")
         col.prop(self, "device")
+        col.prop(self, "threads")
         col.prop(self, "log_level")
         box = layout.box()
         box.label(text="Pose library folders")
@@ -70,6 +87,9 @@ class DEEPEXPR_AddonPreferences(AddonPreferences):
         if st["error"]:
             for line in status.wrap(st["error"], 90):
                 layout.label(text=line)
+        info = st.get("info") or {}
+        for name, model in info.get("models", {}).items():
+            layout.label(text=f"{name}: {model.get('path', '')}", icon="CHECKMARK" if model.get("loaded") else "X")
 
 
 classes = (DEEPEXPR_PG_library_folder, DEEPEXPR_AddonPreferences)

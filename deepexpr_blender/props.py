@@ -34,6 +34,8 @@ def _library_items(self, context):
 class DEEPEXPR_PG_candidate(PropertyGroup):
     pose_id: StringProperty()
     label: StringProperty()
+    character: StringProperty(description="The character (or rig) the pose belongs to")
+    intensity: FloatProperty(default=-1.0, description="How strong the pose is, 0 to 1 (-1: not known)")
     score: FloatProperty()
     js: FloatProperty()
     geo: FloatProperty()
@@ -71,10 +73,16 @@ class DEEPEXPR_PG_scene(PropertyGroup):
     )
     target: PointerProperty(name="Target", type=bpy.types.Object, description="Character to key")
     candidates: CollectionProperty(type=DEEPEXPR_PG_candidate)
-    # status of background work
-    busy: BoolProperty(default=False)
-    status: StringProperty()
+    candidate_index: IntProperty(name="Candidate", min=0, description="The candidate shown large, keyed by Key")
+    # status of background work (written by jobs.Job)
+    busy: BoolProperty(default=False, description="A DeepExpr job is running in this scene")
+    job: StringProperty(description="The running job: capture, find, batch, transition")
+    cancellable: BoolProperty(default=False, description="Esc cancels the running job")
+    status: StringProperty(description="What DeepExpr is doing, or how the last job ended")
+    status_kind: EnumProperty(items=[("INFO", "Info", ""), ("OK", "Done", ""), ("ERROR", "Error", "")], default="INFO")
+    error: StringProperty(description="The last failure in plain words, with what to do; cleared by the next job")
     progress: FloatProperty(min=0, max=1, subtype="FACTOR")
+    progress_known: BoolProperty(default=False, description="The job reports how far it is")
     # transitions
     seq_source: StringProperty(name="Source face", subtype="FILE_PATH", description="Face image to animate")
     seq_mode: EnumProperty(

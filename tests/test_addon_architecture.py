@@ -16,15 +16,16 @@ LAYERS: list[set[str]] = [
     {"addon"},
     {"capture", "find_and_key", "library_from_rig", "transitions", "batch", "live"},  # the feature rooms
     {"sidebar"},  # the UI frame the features' sub-panels hang from
-    {"operator_base", "jobs"},
+    {"operator_base"},
+    {"jobs"},
     {"session"},
-    {"paths", "props"},
+    {"paths", "props", "sequencer"},
     {"prefs"},
     {"status", "previews"},
     {"poses", "toon"},
     {"rigs"},  # character objects, face-on framing, 3D landmarks (rig libraries)
     {"compat"},
-    {"client", "errors"},
+    {"client", "errors", "messages"},
     {"core"},  # the bpy-free shared core: the only part the backend imports
 ]
 

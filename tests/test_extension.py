@@ -1,6 +1,7 @@
 """The Blender extension in real headless Blender (bpy 5.0.1) against the real backend subprocess:
 packaging, registration, backend supervision, capture, find poses and key one, batch retrieval, panels."""
 
+# ruff: noqa: F811  (fixtures imported from tests/blender_addon.py are parameters of the tests)
 from __future__ import annotations
 
 import ast
@@ -8,7 +9,6 @@ import json
 import os
 import signal
 import sys
-import time
 
 import cv2
 import numpy as np
@@ -16,10 +16,22 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not installed")
 
+from .blender_addon import (  # noqa: E402
+    BACKEND_PYTHON,
+    MODULE,
+    addon,  # noqa: F401  (fixture)
+    astronaut,
+    drain_until,
+    fcurves,
+    key_frames,
+    small_library,  # noqa: F401  (fixture)
+    strips,
+    video,
+    zip_path,  # noqa: F401  (fixture)
+)
 from .conftest import ROOT  # noqa: E402
 
 pytestmark = pytest.mark.blender
-MODULE = "bl_ext.user_default.deepexpr_blender"
 ALLOWED = {"bpy", "bpy_extras", "mathutils", "bmesh", "numpy", "addon_utils", "gpu", "blf"}
 
 
@@ -43,48 +55,6 @@ def test_addon_imports_only_what_blender_bundles():
     assert not bad, bad
 
 
-@pytest.fixture(scope="module")
-def zip_path(tmp_path_factory):
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    try:
-        from build_extension import build  # runs blender_ext.py build + validate (raises if invalid)
-    finally:
-        sys.path.pop(0)
-    return build(str(tmp_path_factory.mktemp("dist")))
-
-
-def _drain_until(cond, timeout=120.0):
-    from importlib import import_module
-
-    connection = import_module(MODULE + ".session.connection")
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        connection.drain()
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-@pytest.fixture(scope="module")
-def addon(zip_path, random_model, tmp_path_factory):
-    import addon_utils
-
-    os.environ["DEEPEXPR_EXPRESSION_MODEL"] = random_model  # the backend child inherits it
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    res = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-    assert res == {"FINISHED"}
-    assert MODULE in {m.__name__ for m in addon_utils.modules()} or addon_utils.check(MODULE)[1]
-    prefs = bpy.context.preferences.addons[MODULE].preferences
-    prefs.python = sys.executable
-    prefs.device = "cpu"
-    from importlib import import_module
-
-    yield import_module(MODULE)
-    import_module(MODULE + ".session.connection").stop()
-    addon_utils.disable(MODULE)
-
-
 def test_register_unregister_twice(addon):
     import addon_utils
 
@@ -93,7 +63,7 @@ def test_register_unregister_twice(addon):
         assert not hasattr(bpy.types.Scene, "deepexpr")
         addon_utils.enable(MODULE, default_set=True)
         assert hasattr(bpy.types.Scene, "deepexpr") and hasattr(bpy.ops.deepexpr, "find_poses")
-    bpy.context.preferences.addons[MODULE].preferences.python = sys.executable
+    bpy.context.preferences.addons[MODULE].preferences.python = BACKEND_PYTHON
 
 
 def test_backend_starts_answers_and_restarts_after_kill(addon):
@@ -102,59 +72,15 @@ def test_backend_starts_answers_and_restarts_after_kill(addon):
     connection = import_module(MODULE + ".session.connection")
     backend = import_module(MODULE + ".status").backend
     assert bpy.ops.deepexpr.check_backend() == {"FINISHED"}
-    assert _drain_until(lambda: backend["info"] is not None or backend["error"])
+    assert drain_until(lambda: backend["info"] is not None or backend["error"])
     assert backend["error"] is None, backend
     assert backend["info"]["protocol_version"] == import_module(MODULE + ".core.protocol").PROTOCOL_VERSION
     client = connection.get_client()
     first = client.proc.pid
     os.kill(first, signal.SIGKILL)
-    _drain_until(lambda: not client.alive, 10)
-    assert client.call("detect", {"image": _astronaut()})["faces_found"] == 1  # restarted on the next request
+    drain_until(lambda: not client.alive, 10)
+    assert client.call("detect", {"image": astronaut()})["faces_found"] == 1  # restarted on the next request
     assert client.proc.pid != first
-
-
-def _astronaut() -> str:
-    import skimage.data
-
-    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "deepexpr_ext_astronaut.png")
-    cv2.imwrite(path, cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
-    return path
-
-
-def _video(path: str, frames: list[np.ndarray]) -> str:
-    wr = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 24, (frames[0].shape[1], frames[0].shape[0]))
-    for f in frames:
-        wr.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    wr.release()
-    return path
-
-
-@pytest.fixture(scope="module")
-def small_library(tmp_path_factory):
-    """A library of pip, rendered in a separate process (rendering resets this process's Blender)."""
-    import subprocess
-
-    out = str(tmp_path_factory.mktemp("lib") / "lib")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training.build_library",
-            "--out",
-            out,
-            "--per-expression",
-            "1",
-            "--characters",
-            "pip",
-            "--size",
-            "96",
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return out
 
 
 def test_capture_find_and_key_a_pose(addon, small_library, tmp_path):
@@ -164,21 +90,21 @@ def test_capture_find_and_key_a_pose(addon, small_library, tmp_path):
     import addon_utils
 
     addon_utils.enable(MODULE, default_set=True)
-    bpy.context.preferences.addons[MODULE].preferences.python = sys.executable
+    bpy.context.preferences.addons[MODULE].preferences.python = BACKEND_PYTHON
     scene = bpy.context.scene
     # Source: the frame under the playhead of a movie strip made from a generated video.
     # Distinct frames (the face shifted a little more each frame) to check the strip-to-source frame mapping.
     face = skimage.data.astronaut()
     frames = [np.roll(face, 6 * i, axis=1) for i in range(6)]
-    video = _video(str(tmp_path / "clip.avi"), frames)
+    clip = video(str(tmp_path / "clip.avi"), frames)
     sed = scene.sequence_editor_create()
-    strip = sed.strips.new_movie(name="clip", filepath=video, channel=1, frame_start=1)
+    strip = strips(sed).new_movie(name="clip", filepath=clip, channel=1, frame_start=1)
     sed.active_strip = strip
     scene.frame_set(3)
     props = scene.deepexpr
     props.source = "STRIP"
     assert bpy.ops.deepexpr.capture() == {"FINISHED"}
-    assert _drain_until(lambda: not props.busy)
+    assert drain_until(lambda: not props.busy)
     assert props.expression in ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"), props.status
     assert os.path.isfile(props.captured_path) and os.path.isfile(props.preview_path)
     got = cv2.cvtColor(cv2.imread(props.captured_path), cv2.COLOR_BGR2RGB).astype(float)
@@ -191,17 +117,13 @@ def test_capture_find_and_key_a_pose(addon, small_library, tmp_path):
     assert target is not None and target.data.shape_keys
     props.library, props.library_path, props.top_k = "CUSTOM", small_library, 4
     assert bpy.ops.deepexpr.find_poses() == {"FINISHED"}
-    assert _drain_until(lambda: not props.busy)
+    assert drain_until(lambda: not props.busy)
     assert len(props.candidates) == 4, props.status
     assert [c.score for c in props.candidates] == sorted(c.score for c in props.candidates)
     scene.frame_set(10)
     assert bpy.ops.deepexpr.key_pose(index=0) == {"FINISHED"}
     pose = json.loads(props.candidates[0].pose_json)
-    from bpy_extras.anim_utils import action_get_channelbag_for_slot
-
-    ad = target.data.shape_keys.animation_data
-    bag = action_get_channelbag_for_slot(ad.action, ad.action_slot)
-    keyed = {fc.data_path: fc for fc in bag.fcurves}
+    keyed = fcurves(target.data.shape_keys)
     for name, value in pose["values"].items():
         fc = keyed[f'key_blocks["{name}"].value']
         assert [tuple(k.co) for k in fc.keyframe_points] == [pytest.approx((10.0, value), abs=1e-4)]
@@ -217,7 +139,7 @@ def test_batch_retrieval_over_a_video_keys_smoothed_poses(addon, small_library, 
     face = skimage.data.astronaut()
     blank = np.full_like(face, 128)
     frames = [face] * 8 + [blank] * 4 + [cv2.flip(face, 1)] * 6
-    props.batch_input = _video(str(tmp_path / "batch.avi"), frames)
+    props.batch_input = video(str(tmp_path / "batch.avi"), frames)
     props.batch_step, props.batch_min_hold = 2, 6
     props.library, props.library_path = "CUSTOM", small_library
     scene.frame_set(1)
@@ -225,18 +147,15 @@ def test_batch_retrieval_over_a_video_keys_smoothed_poses(addon, small_library, 
 
     wf = import_module(MODULE + ".batch.workflow")
     run = wf.start_batch(scene)
-    assert _drain_until(lambda: run.done, 300)
+    assert drain_until(lambda: run.done, 300)
     assert run.error is None and not run.cancelled
     assert len(run.samples) == 9 and run.no_face == [9, 11]  # video frames 8 and 10 (step 2) are blank
     assert "no face at frames 9, 11" in props.batch_report
     from deepexpr_blender.core.smoothing import smooth
 
     segs = smooth(run.samples, props.batch_min_hold, props.batch_hysteresis)
-    ad = props.target.data.shape_keys.animation_data
-    from bpy_extras.anim_utils import action_get_channelbag_for_slot
-
-    bag = action_get_channelbag_for_slot(ad.action, ad.action_slot)
-    frames_keyed = sorted({k.co.x for fc in bag.fcurves for k in fc.keyframe_points if k.co.x != 10.0})
+    # The pose keyed by hand at frame 10 (the test above) is inside the batch's range: replaced.
+    frames_keyed = key_frames(props.target.data.shape_keys)
     expected = sorted({float(s.start) for s in segs} | {float(s.start - 1) for s in segs[1:]})
     assert frames_keyed == expected
     raw = [min(c, key=lambda x: x[1])[0] for _, c in run.samples if c]
@@ -258,7 +177,7 @@ def test_batch_over_an_image_folder_keys_every_step(addon, small_library, tmp_pa
     from importlib import import_module
 
     run = import_module(MODULE + ".batch.workflow").start_batch(scene)
-    assert _drain_until(lambda: run.done, 300)
+    assert drain_until(lambda: run.done, 300)
     assert [f for f, _ in run.samples] == [40, 42, 44]  # one image per frame, every 2nd sampled
 
 
@@ -267,16 +186,16 @@ def test_cancel_keeps_what_was_keyed(addon, small_library, tmp_path):
 
     scene = bpy.context.scene
     props = scene.deepexpr
-    props.batch_input = _video(str(tmp_path / "long.avi"), [skimage.data.astronaut()] * 80)
+    props.batch_input = video(str(tmp_path / "long.avi"), [skimage.data.astronaut()] * 80)
     props.batch_step = 1
     from importlib import import_module
 
     wf = import_module(MODULE + ".batch.workflow")
     connection = import_module(MODULE + ".session.connection")
     run = wf.start_batch(scene)
-    assert _drain_until(lambda: len(run.samples) >= 2, 120)
+    assert drain_until(lambda: len(run.samples) >= 2, 120)
     connection.get_client().cancel(run.request_id)
-    assert _drain_until(lambda: run.done, 120)
+    assert drain_until(lambda: run.done, 120)
     assert run.cancelled and 2 <= len(run.samples) < 80
     assert run.keyed_starts and "cancelled" in props.batch_report
 
@@ -286,15 +205,15 @@ def test_generate_transition_lands_as_an_image_strip(addon, tmp_path):
 
     scene = bpy.context.scene
     props = scene.deepexpr
-    props.seq_source, props.seq_mode, props.seq_expression = _astronaut(), "EXPRESSION", "surprise"
+    props.seq_source, props.seq_mode, props.seq_expression = astronaut(), "EXPRESSION", "surprise"
     props.seq_frames, props.seq_method, props.seq_easing = 8, "warp", "ease_in_out"
     sed = scene.sequence_editor_create()
-    blocker = sed.strips.new_image(name="existing", filepath=_astronaut(), channel=1, frame_start=20)
+    blocker = strips(sed).new_image(name="existing", filepath=astronaut(), channel=1, frame_start=20)
     blocker.frame_final_duration = 30
     scene.frame_set(25)
     wf = import_module(MODULE + ".transitions.workflow")
     job = wf.start_transition(scene)
-    assert _drain_until(lambda: job.done, 300)
+    assert drain_until(lambda: job.done, 300)
     assert job.error is None, job
     strip = job.strip
     assert strip.type == "IMAGE" and strip.frame_final_start == 25 and strip.frame_final_end == 33
@@ -333,13 +252,13 @@ def test_missing_backend_gives_a_clear_message(addon):
         bpy.ops.deepexpr.check_backend()
         assert backend["error"] and "preferences" in backend["error"]
         props = bpy.context.scene.deepexpr
-        props.source, props.image_path = "IMAGE", _astronaut()
+        props.source, props.image_path = "IMAGE", astronaut()
         with pytest.raises(RuntimeError, match="not found"):
             bpy.ops.deepexpr.capture()  # the operator reports the error (RuntimeError in background mode)
         assert not props.busy
         assert bpy.ops.mesh.primitive_cube_add() == {"FINISHED"}  # Blender keeps working
     finally:
-        prefs.python = sys.executable
+        prefs.python = BACKEND_PYTHON
 
 
 class _Layout:
@@ -372,7 +291,7 @@ def test_every_panel_draws(addon):
     scene = bpy.context.scene
     props = scene.deepexpr
     c = props.candidates.add()
-    c.pose_id, c.label, c.thumbnail = "x", "joy", _astronaut()
+    c.pose_id, c.label, c.thumbnail = "x", "joy", astronaut()
     for cls in drawn:
         log: list[str] = []
         fake = type("P", (), {"layout": _Layout(log)})()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..operator_base import ReportingOperator
+from ..operator_base import ReportingOperator, busy_reason, refuse
 from . import workflow
 
 
@@ -15,7 +15,14 @@ class DEEPEXPR_OT_capture(ReportingOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return context.scene is not None and not context.scene.deepexpr.busy
+        if context.scene is None:
+            return False
+        p = context.scene.deepexpr
+        if p.busy:
+            return refuse(cls, busy_reason(p))
+        if p.source == "IMAGE" and not p.image_path:
+            return refuse(cls, "Choose an image file first")
+        return True
 
     def execute(self, context):
         return self.start_workflow(context, workflow.capture)

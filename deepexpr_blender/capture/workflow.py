@@ -1,5 +1,9 @@
 """Capture: grab the source image (webcam, image file, or the frame under the playhead of the active movie
-strip), then find its face, landmarks and expression, all asynchronously."""
+strip), then find its face and landmarks and read its expression, one request after the other.
+
+The inputs are checked before anything changes; a capture clears the previous face (its preview, expression
+and candidates), so after a failure nothing stale is shown and Find poses stays disabled until a face is
+found."""
 
 from __future__ import annotations
 
@@ -8,11 +12,16 @@ import time
 
 import bpy
 
-from .. import jobs, paths
+from .. import jobs, paths, sequencer
 from ..errors import CaptureError
 from ..session import connection
 
 CAPTURE_IMAGE = "DeepExpr Capture"
+
+
+class CaptureJob(jobs.Job):
+    kind = "capture"
+    title = "Capture"
 
 
 def strip_source(scene) -> tuple[str, int]:
@@ -23,63 +32,81 @@ def strip_source(scene) -> tuple[str, int]:
         raise CaptureError("Make a movie strip active in the Sequencer to capture from it")
     frame = scene.frame_current
     if not strip.frame_final_start <= frame < strip.frame_final_end:
-        raise CaptureError(f"The playhead (frame {frame}) is not over the strip {strip.name}")
-    if abs(scene.render.fps / scene.render.fps_base - strip.fps) > 1e-3 if getattr(strip, "fps", 0) else False:
         raise CaptureError(
-            f"{strip.name} runs at {strip.fps:g} fps and the scene at "
-            f"{scene.render.fps / scene.render.fps_base:g}: capture needs them equal"
+            f"The playhead (frame {frame}) is not over the strip {strip.name} "
+            f"(frames {strip.frame_final_start}-{strip.frame_final_end - 1}): move it over the strip"
         )
+    problem = sequencer.fps_problem(scene, strip)
+    if problem:
+        raise CaptureError(problem)
     return bpy.path.abspath(strip.filepath), int(
         frame - strip.frame_start + getattr(strip, "animation_offset_start", 0)
     )
 
 
-def capture(scene) -> None:
+def _clear_face(props) -> None:
+    props.captured_path = props.preview_path = props.expression = ""
+    props.confidence = 0.0
+    props.candidates.clear()
+
+
+def capture(scene) -> CaptureJob:
     """Grab the source image, then find its face, landmarks and expression (all asynchronous)."""
-    props, name = scene.deepexpr, scene.name
+    props = scene.deepexpr
+    if props.source == "IMAGE":
+        image = bpy.path.abspath(props.image_path)
+        if not image:
+            raise CaptureError("Choose an image file first (Capture > Image)")
+        if not os.path.isfile(image):
+            raise CaptureError(f"The image {image} does not exist: choose another file")
+        params = None
+    elif props.source == "STRIP":
+        movie, frame = strip_source(scene)
+        params = {"source": movie, "frame": frame}
+    else:
+        params = {"source": props.webcam_index}
     client = connection.require_backend()
     out_dir = paths.output_dir("captures")
-    props.busy, props.status = True, "Capturing..."
+    _clear_face(props)
+    job = CaptureJob(scene, "Capturing..." if params else "Finding the face...")
 
     def analyse(image: str) -> None:
-        sc = jobs.scene(name)
-        sc.deepexpr.captured_path = image
-        sc.deepexpr.status = "Finding the face..."
+        job.say("Finding the face...")
         drawn = os.path.join(out_dir, f"landmarks-{int(time.time() * 1000)}.png")
-        client.request(
-            "detect", {"image": image, "draw": drawn}, lambda r: shown(drawn), jobs.on_failure(name, "Detection")
+        job.request_id = client.request(
+            "detect", {"image": image, "draw": drawn}, job.guard(lambda r: found(image, drawn)), job.on_error
         )
-        client.request("classify", {"image": image}, classified, jobs.on_failure(name, "Classification"))
 
-    def shown(drawn: str) -> None:
-        sc = jobs.scene(name)
-        sc.deepexpr.preview_path = drawn
-        img = bpy.data.images.get(CAPTURE_IMAGE)
-        if img is None:
-            img = bpy.data.images.load(drawn, check_existing=False)
-            img.name = CAPTURE_IMAGE
-        else:
-            img.filepath = drawn
-            img.reload()
+    def found(image: str, drawn: str) -> None:
+        job.say("Reading the expression...")
+        job.request_id = client.request(
+            "classify", {"image": image}, job.guard(lambda r: classified(image, drawn, r)), job.on_error
+        )
 
-    def classified(res: dict) -> None:
-        sc = jobs.scene(name)
-        sc.deepexpr.expression = res["label"]
-        sc.deepexpr.confidence = max(res["probabilities"].values())
-        sc.deepexpr.busy = False
-        sc.deepexpr.status = f"{res['label']} ({sc.deepexpr.confidence:.0%}), {res['faces_found']} face(s)"
+    def classified(image: str, drawn: str, res: dict) -> None:
+        p = job.props()
+        if p is None:
+            return job.finish("Capture done (its scene is gone)", "INFO")
+        p.captured_path, p.preview_path = image, drawn
+        p.expression, p.confidence = res["label"], max(res["probabilities"].values())
+        _show_image(drawn)
+        faces = res.get("faces_found", 1)
+        job.finish(f"Captured: {res['label']} ({p.confidence:.0%})" + (f", {faces} faces" if faces > 1 else ""))
 
-    if props.source == "IMAGE":
-        path = bpy.path.abspath(props.image_path)
-        if not path:
-            props.busy, props.status = False, "Choose an image first"
-            raise CaptureError("Choose an image file first")
-        analyse(path)
-        return
-    out = os.path.join(out_dir, f"capture-{int(time.time() * 1000)}.png")
-    if props.source == "WEBCAM":
-        params = {"source": props.webcam_index, "out": out}
+    if params is None:
+        analyse(image)
     else:
-        movie, frame = strip_source(scene)
-        params = {"source": movie, "frame": frame, "out": out}
-    client.request("capture", params, lambda r: analyse(r["path"]), jobs.on_failure(name, "Capture"))
+        params["out"] = os.path.join(out_dir, f"capture-{int(time.time() * 1000)}.png")
+        job.request_id = client.request("capture", params, job.guard(lambda r: analyse(r["path"])), job.on_error)
+    return job
+
+
+def _show_image(path: str) -> None:
+    """The landmarks drawing as the image "DeepExpr Capture" (for the Image Editor)."""
+    img = bpy.data.images.get(CAPTURE_IMAGE)
+    if img is None:
+        img = bpy.data.images.load(path, check_existing=False)
+        img.name = CAPTURE_IMAGE
+    else:
+        img.filepath = path
+        img.reload()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import bpy
 from bpy.props import IntProperty
 
-from ..operator_base import USER_ERRORS, ReportingOperator
+from ..operator_base import USER_ERRORS, ReportingOperator, RequestModal, busy_reason, refuse
 from . import workflow
 
 
-class DEEPEXPR_OT_find_poses(ReportingOperator, bpy.types.Operator):
+class DEEPEXPR_OT_find_poses(RequestModal, bpy.types.Operator):
     bl_idname = "deepexpr.find_poses"
     bl_label = "Find poses"
     bl_description = "Rank the chosen pose library against the captured face"
@@ -17,10 +17,14 @@ class DEEPEXPR_OT_find_poses(ReportingOperator, bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         p = context.scene.deepexpr
-        return bool(p.captured_path) and not p.busy
+        if p.busy:
+            return refuse(cls, busy_reason(p))
+        if not p.captured_path:
+            return refuse(cls, "Capture a face first (Capture panel): no face is captured")
+        return True
 
-    def execute(self, context):
-        return self.start_workflow(context, workflow.find_poses)
+    def start_job(self, context):
+        return workflow.find_poses(context.scene)
 
 
 class DEEPEXPR_OT_key_pose(ReportingOperator, bpy.types.Operator):
@@ -32,7 +36,9 @@ class DEEPEXPR_OT_key_pose(ReportingOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return context.scene.deepexpr.target is not None
+        if context.scene.deepexpr.target is None:
+            return refuse(cls, "Pick a Target first: the character to key (Poses panel)")
+        return True
 
     def execute(self, context):
         try:

@@ -1,4 +1,7 @@
-"""The Poses sub-panel: library, weights, Find poses, target, and the candidates with their Key buttons."""
+"""The Poses sub-panel: library, target, Find poses, and the candidates as a compact list (thumbnail,
+character, label, intensity, full score) with the chosen one shown large above its Key button, so the panel
+stays short at the default sidebar width and the sub-panels below stay in reach. The retrieval weights sit
+in a closed sub-panel."""
 
 from __future__ import annotations
 
@@ -8,28 +11,41 @@ from ..previews import icon
 from ..sidebar import View3DSubPanel
 
 
+def candidate_text(index: int, c) -> str:
+    """One line per candidate: "1. Pip: joy 80% · 0.2134" (character, label, intensity, full score)."""
+    strength = f" {c.intensity:.0%}" if c.intensity >= 0 else ""
+    return f"{index + 1}. {c.character.title() or c.pose_id}: {c.label or 'unlabelled'}{strength} · {c.score:.4f}"
+
+
+class DEEPEXPR_UL_candidates(bpy.types.UIList):
+    bl_idname = "DEEPEXPR_UL_candidates"
+
+    def draw_item(self, context, layout, data, item, icon_value, active_data, active_propname, index=0):
+        layout.label(text=candidate_text(index, item), icon_value=icon(item.thumbnail))
+
+
 def draw_candidates(layout, props) -> None:
     col = layout.column(align=True)
-    col.prop(props, "library")
+    col.prop(props, "library", text="")
     if props.library == "CUSTOM":
         col.prop(props, "library_path", text="")
-    row = col.row(align=True)
-    row.prop(props, "top_k")
-    sub = layout.column(align=True)
-    sub.prop(props, "alpha")
-    sub.prop(props, "beta")
-    layout.operator("deepexpr.find_poses", icon="VIEWZOOM")
+    col.prop(props, "top_k")
     layout.prop(props, "target")
+    layout.operator("deepexpr.find_poses", icon="VIEWZOOM")
     if not props.candidates:
         return
-    grid = layout.grid_flow(row_major=True, columns=3, even_columns=True, align=True)
-    for i, c in enumerate(props.candidates):
-        box = grid.box()
-        box.template_icon(icon_value=icon(c.thumbnail), scale=4)
-        box.label(text=f"{i + 1}. {c.label or c.pose_id}")
-        box.label(text=f"score {c.score:.3f}")
-        op = box.operator("deepexpr.key_pose", text="Key", icon="KEY_HLT")
-        op.index = i
+    rows = min(len(props.candidates), 6)
+    layout.template_list(DEEPEXPR_UL_candidates.bl_idname, "", props, "candidates", props, "candidate_index", rows=rows)
+    i = min(max(props.candidate_index, 0), len(props.candidates) - 1)
+    chosen = props.candidates[i]
+    row = layout.row()
+    row.template_icon(icon_value=icon(chosen.thumbnail), scale=5.0)
+    side = row.column(align=True)
+    side.label(text=f"{chosen.character.title()}: {chosen.label or 'unlabelled'}")
+    if chosen.intensity >= 0:
+        side.label(text=f"Intensity {chosen.intensity:.0%}")
+    side.label(text=f"Score {chosen.score:.4f}")
+    side.operator("deepexpr.key_pose", text="Key", icon="KEY_HLT").index = i
 
 
 class DEEPEXPR_PT_view3d_poses(View3DSubPanel, bpy.types.Panel):
@@ -40,4 +56,19 @@ class DEEPEXPR_PT_view3d_poses(View3DSubPanel, bpy.types.Panel):
         draw_candidates(self.layout, context.scene.deepexpr)
 
 
-classes = (DEEPEXPR_PT_view3d_poses,)
+class DEEPEXPR_PT_view3d_weights(bpy.types.Panel):
+    bl_idname = "DEEPEXPR_PT_view3d_weights"
+    bl_label = "Retrieval weights"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "DeepExpr"
+    bl_parent_id = DEEPEXPR_PT_view3d_poses.bl_idname
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        col = self.layout.column(align=True)
+        col.prop(context.scene.deepexpr, "alpha")
+        col.prop(context.scene.deepexpr, "beta")
+
+
+classes = (DEEPEXPR_UL_candidates, DEEPEXPR_PT_view3d_poses, DEEPEXPR_PT_view3d_weights)

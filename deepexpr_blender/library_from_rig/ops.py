@@ -8,7 +8,8 @@ import bpy
 from bpy.props import StringProperty
 
 from .. import paths, poses, toon
-from ..operator_base import USER_ERRORS, ReportingOperator
+from ..operator_base import USER_ERRORS, ReportingOperator, refuse
+from . import placement
 from .build import build_library
 
 
@@ -24,8 +25,9 @@ class DEEPEXPR_OT_add_character(ReportingOperator, bpy.types.Operator):
         if spec is None:
             return self.fail(ValueError(f"unknown character {self.character!r}"))
         obj = toon.build_character(spec, context.collection)
-        obj.location = context.scene.cursor.location
-        context.scene.deepexpr.target = obj
+        placement.place_clear(obj, context, context.scene.cursor.location.copy())
+        placement.make_target(obj, context)
+        self.report({"INFO"}, f"Added {obj.name} at {tuple(round(v, 2) for v in obj.location)}: it is the Target")
         return {"FINISHED"}
 
 
@@ -37,7 +39,11 @@ class DEEPEXPR_OT_build_library(ReportingOperator, bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         obj = context.active_object
-        return obj is not None and bool(poses.kinds_finding_in(obj))
+        if obj is None:
+            return refuse(cls, "Select the rig first: a mesh with shape keys or an armature")
+        if not poses.kinds_finding_in(obj):
+            return refuse(cls, f"{obj.name} is a {obj.type.lower()}: select a mesh with shape keys or an armature")
+        return True
 
     def execute(self, context):
         obj = context.active_object

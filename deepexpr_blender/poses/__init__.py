@@ -90,6 +90,48 @@ def check_target(obj, pose: dict, library_root: str = "") -> None:
     kind.check_target(obj, pose, library_root)
 
 
+def can_key(obj) -> bool:
+    """Whether any registered kind can key objects like ``obj`` (a Cube without shape keys: no)."""
+    return obj is not None and any(k.can_key(obj) for k in KINDS)
+
+
+def cannot_key_reason(obj) -> str:
+    """What to tell the user when no kind can key ``obj``."""
+    return (
+        f"{obj.name} cannot be keyed: DeepExpr keys the shape keys of a mesh, the bones of an armature, or the "
+        "drawings under a 2D character's Empty. Pick your character as the Target"
+    )
+
+
+def check_library_target(obj, entries: list[dict], library_root: str = "") -> None:
+    """``KeyingError`` unless ``obj`` can take the poses of a library (checked on one pose of each kind)."""
+    if obj is None:
+        raise KeyingError("No target: pick the character to key in the DeepExpr panel")
+    errors = []
+    for entry in {e["pose"].get("type"): e for e in entries}.values():
+        try:
+            check_target(obj, entry["pose"], library_root)
+            return
+        except KeyingError as err:
+            errors.append(str(err))
+    raise KeyingError(f"{obj.name} cannot take this library's poses: " + "; ".join(errors))
+
+
+def channels_for(obj, pose_list: list[dict]) -> list[tuple]:
+    """The (ID, RNA path) channels keying any of ``pose_list`` on ``obj`` would key (no duplicates)."""
+    seen, out = set(), []
+    for pose in pose_list:
+        try:
+            kind = kind_of(pose)
+        except PoseError:
+            continue
+        for id_data, path in kind.channels(obj, pose):
+            if (id_data.name, type(id_data).__name__, path) not in seen:
+                seen.add((id_data.name, type(id_data).__name__, path))
+                out.append((id_data, path))
+    return out
+
+
 def key_pose(obj, pose: dict, frame: int, library_root: str = "") -> list[str]:
     """Key ``pose`` on ``obj`` at ``frame``; returns the keyed channels."""
     check_target(obj, pose, library_root)
@@ -107,6 +149,10 @@ __all__ = [
     "KINDS",
     "PoseKind",
     "apply_pose",
+    "can_key",
+    "cannot_key_reason",
+    "channels_for",
+    "check_library_target",
     "check_target",
     "find_poses",
     "key_pose",

@@ -79,6 +79,21 @@ class ArmaturePose(PoseKind):
             "armature_action pose needs 'target', 'action' (strings) and 'frame' (number)",
         )
 
+    def can_key(self, obj) -> bool:
+        return obj.type == "ARMATURE"
+
+    def channels(self, obj, pose: dict) -> list[tuple]:
+        import bpy
+
+        action = bpy.data.actions.get(pose.get("action", ""))
+        if obj.type != "ARMATURE" or action is None:
+            return []
+        animated = animated_bones(action)
+        bones = [pb for pb in obj.pose.bones if not animated or pb.name in animated]
+        return [
+            (obj, f'pose.bones["{pb.name}"].{p}') for pb in bones for p in ("location", _rotation_path(pb), "scale")
+        ]
+
     def check_target(self, obj, pose: dict, library_root: str = "") -> None:
         import bpy
 

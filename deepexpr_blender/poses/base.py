@@ -5,7 +5,8 @@ A *pose* is the ``"pose"`` object of a library entry (``core/library_format.py``
 
 - **find** its poses in a rig (``finds_in`` / ``find``: "Build library from rig"),
 - **validate** its pose data (plain Python: no ``bpy``, so plain pytest can test it),
-- **check** that a target can take a pose before anything is keyed (``check_target``),
+- **check** that a target can take a pose before anything is keyed (``can_key``, ``check_target``),
+- name the **channels** it keys (a batch replaces the keys in its frame range on them),
 - **apply** a pose to a rig and **key** it at a frame,
 - **frame** a thumbnail on the rig's face (``face_points``) and **store** an entry's thumbnail and files,
 - **snapshot** and **restore** the rig while thumbnails render.
@@ -47,6 +48,14 @@ class PoseKind:
         """Raise ``PoseError`` naming what is wrong with ``pose`` (a library at ``root``)."""
 
     # ------------------------------------------------------------------ applying and keying (bpy)
+    def can_key(self, obj) -> bool:
+        """Whether objects like ``obj`` can take poses of this kind at all (a cheap check before a batch)."""
+        return False
+
+    def channels(self, obj, pose: dict) -> list[tuple]:
+        """The (ID, RNA path) pairs ``key`` keys on ``obj`` for ``pose``: what a batch replaces in its range."""
+        return []
+
     def check_target(self, obj, pose: dict, library_root: str = "") -> None:
         """Raise ``KeyingError`` (what to do) when ``obj`` cannot take ``pose``; nothing is changed."""
         if obj is None:

@@ -47,6 +47,13 @@ class ImageSwapPose(PoseKind):
             isinstance(path, str) and os.path.isfile(os.path.join(root, path)), f"image pose file missing: {path!r}"
         )
 
+    def can_key(self, obj) -> bool:
+        return obj.type == "EMPTY"
+
+    def channels(self, obj, pose: dict) -> list[tuple]:
+        drawings = [c for c in obj.children if "deepexpr_image" in c] if obj.type == "EMPTY" else []
+        return [(c, prop) for c in drawings for prop in ("hide_viewport", "hide_render")]
+
     def check_target(self, obj, pose: dict, library_root: str = "") -> None:
         super().check_target(obj, pose, library_root)
         path = _resolve(pose, library_root)

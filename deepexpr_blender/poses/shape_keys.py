@@ -70,6 +70,15 @@ class ShapeKeyPose(PoseKind):
             "shape_keys pose needs 'target' (string) and 'values' ({name: number})",
         )
 
+    def can_key(self, obj) -> bool:
+        return obj.type == "MESH" and obj.data.shape_keys is not None and len(obj.data.shape_keys.key_blocks) > 1
+
+    def channels(self, obj, pose: dict) -> list[tuple]:
+        if not self.can_key(obj):
+            return []
+        key = obj.data.shape_keys
+        return [(key, f'key_blocks["{kb.name}"].value') for kb in key.key_blocks[1:]]
+
     def check_target(self, obj, pose: dict, library_root: str = "") -> None:
         super().check_target(obj, pose, library_root)
         keys = obj.data.shape_keys.key_blocks if obj.type == "MESH" and obj.data.shape_keys else None

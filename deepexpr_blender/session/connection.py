@@ -1,5 +1,5 @@
 """The add-on's one backend connection: the client, the timer that drains it on Blender's main thread, and
-the backend's status."""
+the backend's status line (kept true: a backend that exits is shown as stopped until it runs again)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import bpy
 
 from .. import paths, prefs, status
 from ..client import BackendClient, BackendError, find_project_python
+from ..core import protocol
 
 log = logging.getLogger(__name__)
 
 DRAIN_INTERVAL = 0.1
 
 _client: BackendClient | None = None
+_shown = {"state": ""}  # what the backend status line last said: "", "running" or "exited"
 
 
 def backend_python() -> str:
@@ -30,11 +32,14 @@ def get_client() -> BackendClient:
     p = prefs.get()
     python, device = backend_python(), (p.device if p else "auto")
     level = p.log_level if p else "WARNING"
-    if _client is None or (_client.python, _client.device, _client.log_level) != (python, device, level):
+    threads = p.threads if p else prefs.default_threads()
+    wanted = (python, device, level, threads)
+    if _client is None or (_client.python, _client.device, _client.log_level, _client.threads) != wanted:
         if _client is not None:
             _client.stop()
         log_file = os.path.join(paths.user_dir("logs"), "backend.log")
-        _client = BackendClient(python, device=device, log_level=level, log_file=log_file)
+        _client = BackendClient(python, device=device, log_level=level, log_file=log_file, threads=threads)
+        _shown["state"] = ""
     return _client
 
 
@@ -44,20 +49,61 @@ def require_backend() -> BackendClient:
     if not client.python or not os.path.isfile(client.python):
         raise BackendError(
             f"DeepExpr backend Python not found ({client.python or 'not set'}). Set Backend Python in "
-            "the add-on preferences to the project's .venv/bin/python."
+            "the add-on preferences to the project's .venv/bin/python.",
+            protocol.BACKEND_UNAVAILABLE,
         )
     return client
 
 
+def cancel(request_id: int) -> None:
+    """Ask the backend to cancel a request (its answer, CANCELLED or the result, still comes)."""
+    if _client is not None and request_id >= 0:
+        _client.cancel(request_id)
+
+
 def drain() -> int:
-    """Run the callbacks of everything the backend sent (main thread). Tests call this directly."""
+    """Run the callbacks of everything the backend sent (main thread), then keep the backend status line
+    true. Tests call this directly (timers do not fire when bpy runs as a module)."""
     if _client is None:
         return 0
     try:
-        return _client.drain()
-    except Exception:  # a failing callback must not kill the timer
+        n = _client.drain()
+    except Exception:  # callbacks are guarded by their jobs; this is the last net, the timer must live on
         log.exception("DeepExpr: a backend callback failed")
-        return 0
+        n = 0
+    watch_backend()
+    return n
+
+
+def ready_text(info: dict) -> tuple[str, str | None]:
+    """(status line, error or None) for a backend that answered ``initialize``."""
+    missing = [k for k, v in info.get("models", {}).items() if not v.get("loaded")]
+    threads = info.get("threads")
+    text = f"Backend ready ({info.get('device')}" + (f", {threads} threads)" if threads else ")")
+    if missing:
+        return text, (f"Models missing: {', '.join(missing)}. Reinstall the backend (make setup); see the backend log.")
+    return text, None
+
+
+def watch_backend() -> None:
+    """A backend that exited is shown as stopped (with what to do); one that runs again, as ready."""
+    c = _client
+    if c is None:
+        return
+    if c.proc is not None and not c.alive:
+        if _shown["state"] != "exited":
+            _shown["state"] = "exited"
+            status.backend["info"] = None
+            status.set_backend(
+                "Backend stopped",
+                f"The backend stopped ({c.last_error or 'it exited'}). It restarts by itself on your next action "
+                "(or press the refresh button). If it keeps stopping, check Backend Python in the add-on "
+                "preferences and the backend log.",
+            )
+    elif c.alive and c.info is not None and _shown["state"] != "running":
+        _shown["state"] = "running"
+        status.backend["info"] = c.info
+        status.set_backend(*ready_text(c.info))
 
 
 def _timer() -> float:
@@ -71,12 +117,9 @@ def check_backend() -> None:
     client = get_client()
 
     def ready(info: dict) -> None:
+        _shown["state"] = "running"
         status.backend["info"] = info
-        models = ", ".join(f"{k} {'ok' if v.get('loaded') else 'missing'}" for k, v in info.get("models", {}).items())
-        status.set_backend(
-            f"Backend {info.get('backend_version')} on {info.get('device')} (protocol "
-            f"{info.get('protocol_version')}); models: {models}"
-        )
+        status.set_backend(*ready_text(info))
 
     def failed(err: BackendError) -> None:
         status.backend["info"] = None
@@ -87,7 +130,9 @@ def check_backend() -> None:
         )
 
     try:
+        status.backend["info"] = None
         status.set_backend("Starting the backend...")
+        _shown["state"] = ""
         client.spawn(ready, failed)
     except BackendError as err:
         failed(err)
@@ -95,33 +140,27 @@ def check_backend() -> None:
 
 @bpy.app.handlers.persistent
 def _on_load(*_args) -> None:
-    """Another .blend: answers still on their way belong to the old file; nothing is busy in the new one."""
+    """Another .blend: answers still on their way belong to the old file (the jobs end in ``jobs``)."""
     if _client is not None:
         _client.drop_callbacks()
-    for scene in bpy.data.scenes:
-        if hasattr(scene, "deepexpr") and scene.deepexpr.busy:
-            scene.deepexpr.busy = False
-            scene.deepexpr.status = "Interrupted (file loaded)"
 
 
 def start() -> None:
-    """Install the drain timer and the file-load handlers (idempotent)."""
+    """Install the drain timer and the file-load handler (idempotent)."""
     if _on_load not in bpy.app.handlers.load_pre:
         bpy.app.handlers.load_pre.append(_on_load)
-    if _on_load not in bpy.app.handlers.load_post:
-        bpy.app.handlers.load_post.append(_on_load)
     if not bpy.app.timers.is_registered(_timer):
         bpy.app.timers.register(_timer, first_interval=DRAIN_INTERVAL, persistent=True)
 
 
 def stop() -> None:
-    """Remove the timer and handlers and stop the backend."""
+    """Remove the timer and handler and stop the backend."""
     global _client
-    for handlers in (bpy.app.handlers.load_pre, bpy.app.handlers.load_post):
-        if _on_load in handlers:
-            handlers.remove(_on_load)
+    if _on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_on_load)
     if bpy.app.timers.is_registered(_timer):
         bpy.app.timers.unregister(_timer)
     if _client is not None:
         _client.stop()
         _client = None
+    _shown["state"] = ""

@@ -10,18 +10,41 @@ VIEW3D_PARENT = "DEEPEXPR_PT_view3d_main"
 SEQUENCER_PARENT = "DEEPEXPR_PT_sequencer_main"
 
 
-def draw_status(layout, props) -> None:
-    """The backend's status line (with its refresh button) and the scene's current job."""
+def line_width(context) -> int:
+    """About how many characters fit on one label line of the region being drawn."""
+    region = getattr(context, "region", None)
+    scale = (context.preferences.system.ui_scale if context.preferences else 0.0) or 1.0
+    width = region.width if region is not None and region.width > 1 else 300
+    return max(20, int((width - 40) / (6.2 * scale)))
+
+
+def wrapped(layout, context, text: str, icon: str = "NONE") -> None:
+    """``text`` as labels that fit the region (the first line with ``icon``)."""
+    col = layout.column(align=True)
+    for i, line in enumerate(status.wrap(text, line_width(context))):
+        col.label(text=line, icon=icon if i == 0 else "BLANK1" if icon != "NONE" else "NONE")
+
+
+def draw_status(layout, context) -> None:
+    """The backend's status (with its refresh button), the scene's job and its progress, the last error."""
+    props = context.scene.deepexpr
     st = status.backend
     row = layout.row()
     row.label(text=st["text"], icon="ERROR" if st["error"] else "PLUGIN")
     row.operator("deepexpr.check_backend", text="", icon="FILE_REFRESH")
     if st["error"]:
-        layout.label(text=st["error"][:120], icon="INFO")
-    if props.status:
-        layout.label(text=props.status, icon="TIME" if props.busy else "CHECKMARK")
+        wrapped(layout.box(), context, st["error"], "INFO")
     if props.busy:
-        layout.progress(factor=props.progress, text="Working (Esc cancels)")
+        wrapped(layout, context, props.status, "TIME")
+        if props.progress_known:
+            tail = "  (Esc cancels)" if props.cancellable else ""
+            layout.progress(factor=props.progress, text=f"{props.progress:.0%}{tail}")
+        elif props.cancellable:
+            layout.label(text="Esc cancels", icon="CANCEL")
+    elif props.error:
+        wrapped(layout.box(), context, props.error, "ERROR")
+    elif props.status:
+        wrapped(layout, context, props.status, "CHECKMARK" if props.status_kind == "OK" else "INFO")
 
 
 class _View3D:
@@ -53,7 +76,7 @@ class DEEPEXPR_PT_view3d_main(_View3D, bpy.types.Panel):
     bl_label = "DeepExpr"
 
     def draw(self, context):
-        draw_status(self.layout, context.scene.deepexpr)
+        draw_status(self.layout, context)
 
 
 class DEEPEXPR_PT_sequencer_main(_Sequencer, bpy.types.Panel):
@@ -61,7 +84,7 @@ class DEEPEXPR_PT_sequencer_main(_Sequencer, bpy.types.Panel):
     bl_label = "DeepExpr"
 
     def draw(self, context):
-        draw_status(self.layout, context.scene.deepexpr)
+        draw_status(self.layout, context)
 
 
 class DEEPEXPR_MT_batch(bpy.types.Menu):

@@ -1,10 +1,10 @@
-"""The Generate transition operator (modal: progress, Esc cancels)."""
+"""The Generate transition operator (modal: progress in the status bar, Esc cancels)."""
 
 from __future__ import annotations
 
 import bpy
 
-from ..operator_base import RequestModal
+from ..operator_base import RequestModal, busy_reason, refuse
 from . import workflow
 
 
@@ -16,10 +16,14 @@ class DEEPEXPR_OT_generate_transition(RequestModal, bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         p = context.scene.deepexpr
-        return bool(p.seq_source or p.captured_path) and not p.busy
+        if p.busy:
+            return refuse(cls, busy_reason(p))
+        if not (p.seq_source or p.captured_path):
+            return refuse(cls, "Choose a Source face (Transition panel) or capture a face first")
+        return True
 
-    def start_job(self, scene):
-        return workflow.start_transition(scene)
+    def start_job(self, context):
+        return workflow.start_transition(context.scene)
 
 
 classes = (DEEPEXPR_OT_generate_transition,)
