@@ -28,6 +28,14 @@ def box(params: dict) -> list[float] | None:
     return b
 
 
+def obj(params: dict, key: str) -> dict | None:
+    """A JSON object; ``None`` when absent (its fields are checked by whoever reads them)."""
+    v = params.get(key)
+    if v is not None and not isinstance(v, dict):
+        raise invalid_params(f"param {key!r} must be an object")
+    return v
+
+
 def weight(params: dict, key: str, default: float) -> float:
     """A non-negative number (a retrieval weight)."""
     v = params.get(key, default)

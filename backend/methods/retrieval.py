@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from deepexpr_blender.core.vocabulary import DEFAULT_TOP_K
 
 from ..capture import open_video
 from ..errors import DeepExprError, invalid_params
 from ..imageio import from_array
 from ..library import builtin_library, load_library
+from ..retrieval import neutral_reference
 from ..rpc import Handler, RequestContext
 from ..scoring import RetrievalWeights
 from . import params as p
@@ -15,8 +18,12 @@ from .perception import MAX_BATCH
 
 
 def _weights(params: dict) -> RetrievalWeights:
+    """Every ``RetrievalWeights`` field is a param of the same name (alpha, beta, gamma, delta, calibration)."""
     d = RetrievalWeights()
-    return RetrievalWeights(alpha=p.weight(params, "alpha", d.alpha), beta=p.weight(params, "beta", d.beta))
+    w = RetrievalWeights(**{f.name: p.weight(params, f.name, getattr(d, f.name)) for f in fields(RetrievalWeights)})
+    if w.calibration > 1:
+        raise invalid_params("param 'calibration' must be in 0..1")
+    return w
 
 
 def retrieve(params: dict, ctx: RequestContext) -> dict:
@@ -24,7 +31,10 @@ def retrieve(params: dict, ctx: RequestContext) -> dict:
     weights = _weights(params)
     image = p.string(params, "image")
     top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, 1000)
-    res = ctx.engine.retriever.retrieve(image, library, top_k=top_k, weights=weights, box=p.box(params))
+    neutral = neutral_reference(p.obj(params, "neutral"))
+    res = ctx.engine.retriever.retrieve(
+        image, library, top_k=top_k, weights=weights, box=p.box(params), neutral=neutral
+    )
     sheet = p.string(params, "sheet", required=False)
     if sheet:
         from ..sheet import retrieval_sheet
@@ -42,6 +52,7 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
     top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, 100)
     step = p.integer(params, "frame_step", 1, 1, 1000)
     weights = _weights(params)
+    neutral = neutral_reference(p.obj(params, "neutral"))
     images, video = params.get("images"), params.get("video")
     if (images is None) == (video is None):
         raise invalid_params("give either 'images' (a list of paths) or 'video' (a path)")
@@ -54,7 +65,7 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
         ctx.check_cancelled(partial=summary())
         item = {"index": index, "step": step}
         try:
-            res = ctx.engine.retriever.retrieve(image, lib, top_k=top_k, weights=weights)
+            res = ctx.engine.retriever.retrieve(image, lib, top_k=top_k, weights=weights, neutral=neutral)
             item.update(ok=True, label=res["label"], candidates=[[c["id"], c["score"]] for c in res["candidates"]])
         except DeepExprError as exc:
             item.update(ok=False, error=exc.name, message=exc.message)

@@ -24,9 +24,15 @@ SYNONYMS: dict[str, str | None] = {
     "contempt": None,
 }
 
-# Retrieval: phi = alpha * JS(features) + beta * geometric distance (DeepExpr). The defaults of every caller.
+# Retrieval: phi = alpha * JS(features) + beta * geometric distance (DeepExpr) + gamma * JS(the face's class
+# probabilities, the entry's declared expression) + delta * neutral-relative geometric distance (needs the
+# actor's neutral). The defaults of every caller; gamma chosen on our toons (docs/evaluation/rig_scoring.md),
+# delta and calibration measured with CK+ subjects' own neutral frames (docs/evaluation/rigs.md).
 DEFAULT_ALPHA = 1.0
 DEFAULT_BETA = 0.1
+DEFAULT_GAMMA = 8.0
+DEFAULT_DELTA = 0.0
+DEFAULT_CALIBRATION = 0.0
 DEFAULT_TOP_K = 5
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

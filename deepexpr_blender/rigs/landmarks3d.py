@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .character import evaluated, set_shape_keys
-from .framing import FaceFrame, FaceRegion
+from .character import evaluated
+from .framing import FaceFrame, FaceRegion, show_pose, to_rest
 
 SEMANTIC_NAMES: tuple[str, ...] = (
     "l_brow_outer", "l_brow_mid", "l_brow_inner", "r_brow_inner", "r_brow_mid", "r_brow_outer",
@@ -108,15 +108,20 @@ class _View:
         return self.names[int(self.obj[i])], int(self.idx[i])
 
 
-def _role_motion(objs: list, region: FaceRegion, view: _View, keys: list[tuple[str, str]]) -> np.ndarray:
-    """(N, 3) world displacement of every view vertex when the role's keys go to 1 together."""
-    values: dict[str, dict[str, float]] = {}
-    for mesh, key in keys:
-        values.setdefault(mesh, {})[key] = 1.0
+def _role_motion(objs: list, region: FaceRegion, view: _View, keys) -> np.ndarray:
+    """(N, 3) world displacement of every view vertex when the role's keys go to 1 together (``keys``: a list
+    of (mesh, key)), or when the character shows a library pose (``keys``: a pose dict, for rigs whose
+    expressions are bones)."""
+    if isinstance(keys, dict):
+        pose = keys
+    else:
+        pose = {}
+        for mesh, key in keys:
+            pose.setdefault(mesh, {})[key] = 1.0
     disp = np.zeros_like(view.rest)
     by_name = {o.name: o for o in objs}
     try:
-        set_shape_keys(objs, values)
+        show_pose(objs, pose)
         off = 0
         for n in view.names:
             co, _ = evaluated(by_name[n])
@@ -125,7 +130,7 @@ def _role_motion(objs: list, region: FaceRegion, view: _View, keys: list[tuple[s
                 disp[off : off + k] = co - region.rest[n]
             off += k
     finally:
-        set_shape_keys(objs, {})
+        to_rest(objs)
     return disp
 
 
