@@ -195,33 +195,33 @@ def roles_from_poses(poses: list[RigPose]) -> dict:
     return out
 
 
-def several_faces(region: FaceRegion, frame: FaceFrame, gap: float = 0.3, share: float = 0.1) -> bool:
-    """Whether the moving vertices fall apart into separate groups across the view (two heads): along the
-    view's horizontal and vertical axes, a gap wider than ``gap`` of the span with at least ``share`` of the
-    vertices on each side."""
-    px, _ = frame.project(region.points())
-    for axis in (0, 1):
-        v = np.sort(px[:, axis])
-        if len(v) < 20:
-            continue
-        span = v[-1] - v[0]
-        cut = np.diff(v)
-        k = int(np.argmax(cut))
-        lo = (k + 1) / len(v)
-        if span > 0 and cut[k] > gap * span and share <= lo <= 1 - share:
-            return True
-    return False
+def several_faces(objs: list, region: FaceRegion, frame: FaceFrame) -> list[str]:
+    """The top-level objects whose meshes the poses move, when those are several separate characters (a
+    collection holding two heads: their moving regions do not overlap in the view); else []."""
+    by_name = {o.name: o for o in objs}
+    boxes: dict[str, list[np.ndarray]] = {}
+    for n, m in region.masks.items():
+        boxes.setdefault(character_root(by_name[n]).name, []).append(frame.project(region.rest[n][m])[0])
+    if len(boxes) < 2:
+        return []
+    ext = {r: (np.concatenate(p).min(axis=0), np.concatenate(p).max(axis=0)) for r, p in boxes.items()}
+    roots = sorted(ext)
+    for i, a in enumerate(roots):
+        for b in roots[i + 1 :]:
+            (alo, ahi), (blo, bhi) = ext[a], ext[b]
+            if (ahi < blo).any() or (bhi < alo).any():  # the two regions do not overlap
+                return roots
+    return []
 
 
 def non_manifold_edges(obj) -> int:
-    """Edges used by other than two faces on ``obj``'s mesh (boundaries and non-manifold fans)."""
+    """Edges of ``obj``'s mesh shared by more than two faces (a fan that has no inside or outside)."""
     me = obj.data
     if not len(me.edges) or not len(me.loops):
         return 0
     idx = np.empty(len(me.loops), np.int64)
     me.loops.foreach_get("edge_index", idx)
-    count = np.bincount(idx, minlength=len(me.edges))
-    return int((count != 2).sum())
+    return int((np.bincount(idx, minlength=len(me.edges)) > 2).sum())
 
 
 def _check_size(objs: list, cfg: RigLibraryConfig) -> int:
@@ -234,7 +234,7 @@ def _check_size(objs: list, cfg: RigLibraryConfig) -> int:
     return n
 
 
-def _replace(staging: str, out: str) -> None:
+def replace_library(staging: str, out: str) -> None:
     """Move the staged library to ``out``; an existing library there is swapped out first and removed only
     once the new one is in place (put back if the move fails)."""
     old = out + ".previous"
@@ -299,15 +299,16 @@ def build_rig_library(
                 )
                 poses = [p for p in poses if p not in still]
             frame = frame_face(region, cfg.thumbnail)
-            if several_faces(region, frame):
+            apart = several_faces(objs, region, frame)
+            if apart:
                 raise RigError(
-                    f"the poses move several separate faces of {root} (more than one character, or a face "
-                    "and something far from it): pick one character, or build from its head's object"
+                    f"the poses move several separate faces ({', '.join(apart)}): a library is one character's; "
+                    "parent its parts to one object, or pick the character's own collection"
                 )
             for n in region.masks:
                 bad = non_manifold_edges(next(o for o in objs if o.name == n))
                 if bad:
-                    info["warnings"].append(f"{n}: {bad} open or non-manifold edges (its normals may be off)")
+                    info["warnings"].append(f"{n}: {bad} non-manifold edges (normals there may be off)")
             lm = find_landmarks(objs, region, frame, all_roles)
             info["landmarks"] = lm.method if lm.complete() else None
             info["landmarks_missing"] = lm.missing()
@@ -343,7 +344,7 @@ def build_rig_library(
                         progress(i + 1, len(poses))
                 to_rest(objs)
         fmt.write(staging, name or os.path.basename(out), "deepexpr_blender.rigs.builder", entries, [])
-        _replace(staging, out)
+        replace_library(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -12,7 +12,8 @@ Each landmark is a vertex (object, evaluated-mesh index), found in this order:
      nearest to where it lands is the lower lid's (``eye_bottom``); the blink region's extreme vertices
      across the face, at the eye's height and within three lid openings, are the corners
      (``eye_inner``/``eye_outer``);
-   - brows: the brow-raise region (its fastest 40 %, within one eye distance above the eyes) on each side:
+   - brows: the brow-raise region (its fastest 40 %, above the eyes and within 1.2 eye distances of the upper
+     lids) on each side:
      nearest to the midline (inner), farthest (outer), middle;
    - mouth corners: the smile's fastest visible vertex on each side;
    - along the midline, the jaw opening separates what stays (upper lip: ``lip_top``/``lip_top_inner`` at its
@@ -147,7 +148,7 @@ def motion_landmarks(objs: list, region: FaceRegion, frame: FaceFrame, roles: di
     def sides(sel: np.ndarray):
         return (("l", sel & (x < mid)), ("r", sel & (x >= mid)))
 
-    eye_y, eye_x = [], []
+    eye_y, eye_x, eye_top = [], [], []
     if "eye_close" in mag:
         m = mag["eye_close"]
         for side, sel in sides(vis & (m > 0)):
@@ -175,6 +176,7 @@ def motion_landmarks(objs: list, region: FaceRegion, frame: FaceFrame, roles: di
             found[f"{side}_eye_inner"] = view.vertex(inner)
             found[f"{side}_eye_outer"] = view.vertex(outer)
             eye_y.append((y[top] + y[bottom]) / 2)
+            eye_top.append(min(y[top], y[bottom]))
             eye_x.append((x[inner] + x[outer]) / 2)
     if len(eye_x) == 2:
         mid = float(np.mean(eye_x))
@@ -182,8 +184,8 @@ def motion_landmarks(objs: list, region: FaceRegion, frame: FaceFrame, roles: di
     if "brow_raise" in mag:
         m = mag["brow_raise"]
         band = vis & (np.abs(x - mid) < 1.1 * iod)
-        if eye_y:  # brows sit above the eyes, within about one eye distance
-            band &= (y < min(eye_y)) & (y > min(eye_y) - 0.9 * iod)
+        if eye_y:  # brows sit above the eyes, within about one eye distance of the upper lids
+            band &= (y < min(eye_y)) & (y > min(eye_top) - 1.2 * iod)
         for side, sel in sides(band & (m > 0)):
             if not sel.any():
                 continue
