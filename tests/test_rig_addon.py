@@ -89,3 +89,30 @@ def test_bad_rig_says_what_is_wrong_and_keeps_the_previous_library():
     assert open(os.path.join(out, "library.json")).read() == '{"previous": true}'
     assert not os.path.exists(out + ".partial")
     assert scene.deepexpr.library_path != out
+
+
+def test_capture_my_neutral_is_stored_and_sent_with_every_retrieval(tmp_path):
+    from importlib import import_module
+
+    import cv2
+    import skimage.data
+
+    from .test_extension import _drain_until
+
+    image = str(tmp_path / "neutral.png")
+    cv2.imwrite(image, cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    props = bpy.context.scene.deepexpr
+    props.source, props.image_path = "IMAGE", image
+    assert bpy.ops.deepexpr.capture_neutral() == {"FINISHED"}
+    assert _drain_until(lambda: not props.busy)
+    points = json.loads(props.neutral_points)
+    assert len(points) == 68 and props.neutral_image == image
+    assert abs(sum(json.loads(props.neutral_probabilities).values()) - 1) < 1e-3
+    params = import_module(MODULE + ".props").retrieval_params(props)
+    assert params["neutral"]["points"] == points and set(params) >= {"alpha", "beta", "gamma"}
+    client = import_module(MODULE + ".session.connection").get_client()
+    res = client.call("retrieve", {"image": image, "top_k": 3, **params})
+    assert res["calibrated"] is True and len(res["candidates"]) == 3
+    props.use_neutral = False
+    assert "neutral" not in import_module(MODULE + ".props").retrieval_params(props)
+    assert bpy.ops.deepexpr.clear_neutral() == {"FINISHED"} and not props.neutral_points

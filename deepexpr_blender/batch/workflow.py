@@ -12,6 +12,7 @@ from ..client import BackendError
 from ..core.smoothing import smooth
 from ..core.vocabulary import IMAGE_EXTS
 from ..errors import KeyingError, WorkflowError
+from ..props import retrieval_params
 from ..session import connection
 
 
@@ -71,8 +72,7 @@ def start_batch(scene) -> BatchJob:
     params: dict = {
         "frame_step": props.batch_step,
         "top_k": max(props.top_k, 5),
-        "alpha": props.alpha,
-        "beta": props.beta,
+        **retrieval_params(props),
     }
     if os.path.isdir(src):
         files = sorted(f for f in os.listdir(src) if f.lower().endswith(IMAGE_EXTS))

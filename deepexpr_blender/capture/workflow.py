@@ -34,8 +34,9 @@ def strip_source(scene) -> tuple[str, int]:
     )
 
 
-def capture(scene) -> None:
-    """Grab the source image, then find its face, landmarks and expression (all asynchronous)."""
+def capture(scene, on_image=None) -> None:
+    """Grab the source image, then find its face, landmarks and expression (all asynchronous); or, with
+    ``on_image``, hand the grabbed image's path to it instead (Capture my neutral)."""
     props, name = scene.deepexpr, scene.name
     client = connection.require_backend()
     out_dir = paths.output_dir("captures")
@@ -74,7 +75,7 @@ def capture(scene) -> None:
         if not path:
             props.busy, props.status = False, "Choose an image first"
             raise CaptureError("Choose an image file first")
-        analyse(path)
+        (on_image or analyse)(path)
         return
     out = os.path.join(out_dir, f"capture-{int(time.time() * 1000)}.png")
     if props.source == "WEBCAM":
@@ -82,4 +83,4 @@ def capture(scene) -> None:
     else:
         movie, frame = strip_source(scene)
         params = {"source": movie, "frame": frame, "out": out}
-    client.request("capture", params, lambda r: analyse(r["path"]), jobs.on_failure(name, "Capture"))
+    client.request("capture", params, lambda r: (on_image or analyse)(r["path"]), jobs.on_failure(name, "Capture"))

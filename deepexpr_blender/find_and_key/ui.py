@@ -18,6 +18,7 @@ def draw_candidates(layout, props) -> None:
     sub = layout.column(align=True)
     sub.prop(props, "alpha")
     sub.prop(props, "beta")
+    sub.prop(props, "gamma")
     layout.operator("deepexpr.find_poses", icon="VIEWZOOM")
     layout.prop(props, "target")
     if not props.candidates:
