@@ -45,7 +45,7 @@ from .scoring import (
 log = logging.getLogger(__name__)
 
 EXACT_LIMIT = 5000  # above this many entries, shortlist by Bhattacharyya before exact JS
-INDEX_VERSION = "2"  # bump when what is cached per library changes (v2: landmarks found on thumbnails)
+INDEX_VERSION = "4"  # bump when what is cached per library changes (v3: landmarks found on thumbnails)
 SHORTLIST_PARTS = ("js", "label")  # the parts that rank the shortlist the geometry re-sorts
 
 
