@@ -15,7 +15,8 @@ Each landmark is a vertex (object, evaluated-mesh index), found in this order:
    - brows: the brow-raise region (its fastest 40 %, above the eyes and within 1.2 eye distances of the upper
      lids) on each side:
      nearest to the midline (inner), farthest (outer), middle;
-   - mouth corners: the smile's fastest visible vertex on each side;
+   - mouth corners: the smile's fastest visible vertex on each side, away from the midline (a smile that
+     also parts the lips moves their middle most);
    - along the midline, the jaw opening separates what stays (upper lip: ``lip_top``/``lip_top_inner`` at its
      lowest point) from what drops (lower lip at its highest point, chin at its lowest visible point);
    - nose tip: the midline vertex nearest the camera between the eyes and the mouth; nose bridge: the
@@ -165,7 +166,7 @@ def motion_landmarks(objs: list, region: FaceRegion, frame: FaceFrame, roles: di
             # corners: the blink region's extremes across the face, at the eye's height and within three
             # openings of its centre (a blink key may also drag the cheek or the ears)
             (lx, ly) = frame.project(landed[None])[0][0]
-            cy, h = (y[top] + ly) / 2, max(abs(ly - y[top]), 1.0)
+            cy, h = (y[top] + ly) / 2, max(abs(ly - y[top]), 0.03 * frame.size)  # a partial blink moves little
             cand = np.nonzero(sel & (m >= 0.1 * peak) & (np.abs(y - cy) < 0.6 * h) & (np.abs(x - x[top]) < 3 * h))[0]
             if not len(cand):
                 cand = np.array([top])
@@ -204,6 +205,8 @@ def motion_landmarks(objs: list, region: FaceRegion, frame: FaceFrame, roles: di
         for side, sel in sides(vis & (m > 0)):
             if eye_y:
                 sel = sel & (y > max(eye_y))
+            off = sel & (np.abs(x - mid) > 0.2 * iod)  # a corner, not the lips' middle a smile also parts
+            sel = off if off.any() else sel
             if sel.any():
                 c = np.nonzero(sel)[0][np.argmax(m[sel])]
                 corners[side] = c
