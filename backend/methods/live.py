@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from deepexpr_blender.core.vocabulary import DEFAULT_TOP_K, LABELS
 
 from ..errors import invalid_params
+from ..geometry import geometric_features
+from ..landmarks import semantic_from_68
 from ..library import builtin_library, load_library
 from ..live import LiveConfig, run_live
 from ..rpc import Handler, RequestContext
-from ..scoring import RetrievalWeights
 from ..tracking import MODES, TrackerConfig
 from . import params as p
 
@@ -35,15 +38,15 @@ def _flag(params: dict, key: str, default: bool) -> bool:
     return v
 
 
-def _weights(params: dict) -> RetrievalWeights:
-    d = RetrievalWeights()
-    return RetrievalWeights(alpha=p.weight(params, "alpha", d.alpha), beta=p.weight(params, "beta", d.beta))
-
-
 def neutral_param(params: dict) -> list[float] | None:
     v: Any = params.get("neutral")
     if v is None:
         return None
+    if isinstance(v, dict) and "geometry" not in v and "points" in v:  # "Capture my neutral": 68 landmarks
+        pts = np.asarray(v["points"], dtype=np.float64) if isinstance(v["points"], list) else None
+        if pts is None or pts.shape != (68, 2) or not np.isfinite(pts).all():
+            raise invalid_params("param 'neutral.points' must be 68 finite [x, y] landmarks")
+        return geometric_features(semantic_from_68(pts)).astype(np.float64).tolist()
     if isinstance(v, dict):
         v = v.get("geometry")
     if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
@@ -79,7 +82,7 @@ def live(params: dict, ctx: RequestContext) -> dict:
         source,
         lib,
         cfg,
-        weights=_weights(params),
+        weights=p.retrieval_weights(params),
         tracking=tracker_config(params),
         neutral=neutral_param(params),
         emit=emit,

@@ -7,23 +7,21 @@ from deepexpr_blender.core.vocabulary import DEFAULT_TOP_K
 from ..capture import open_video
 from ..errors import DeepExprError, invalid_params
 from ..library import builtin_library, load_library
+from ..retrieval import neutral_reference
 from ..rpc import Handler, RequestContext
-from ..scoring import RetrievalWeights
 from . import params as p
 from .perception import MAX_BATCH
 
 
-def _weights(params: dict) -> RetrievalWeights:
-    d = RetrievalWeights()
-    return RetrievalWeights(alpha=p.weight(params, "alpha", d.alpha), beta=p.weight(params, "beta", d.beta))
-
-
 def retrieve(params: dict, ctx: RequestContext) -> dict:
     library = p.string(params, "library", required=False) or builtin_library()
-    weights = _weights(params)
+    weights = p.retrieval_weights(params)
     image = p.string(params, "image")
     top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, 1000)
-    res = ctx.engine.retriever.retrieve(image, library, top_k=top_k, weights=weights, box=p.box(params))
+    neutral = neutral_reference(p.obj(params, "neutral"))
+    res = ctx.engine.retriever.retrieve(
+        image, library, top_k=top_k, weights=weights, box=p.box(params), neutral=neutral
+    )
     sheet = p.string(params, "sheet", required=False)
     if sheet:
         from ..sheet import retrieval_sheet
@@ -40,7 +38,8 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
     lib = load_library(p.string(params, "library", required=False) or builtin_library())
     top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, 100)
     step = p.integer(params, "frame_step", 1, 1, 1000)
-    weights = _weights(params)
+    weights = p.retrieval_weights(params)
+    neutral = neutral_reference(p.obj(params, "neutral"))
     images, video = params.get("images"), params.get("video")
     if (images is None) == (video is None):
         raise invalid_params("give either 'images' (a list of paths) or 'video' (a path)")
@@ -53,7 +52,7 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
         ctx.check_cancelled(partial=summary())
         item = {"index": index, "step": step}
         try:
-            res = ctx.engine.retriever.retrieve(image, lib, top_k=top_k, weights=weights)
+            res = ctx.engine.retriever.retrieve(image, lib, top_k=top_k, weights=weights, neutral=neutral)
             item.update(ok=True, label=res["label"], candidates=[[c["id"], c["score"]] for c in res["candidates"]])
         except DeepExprError as exc:
             item.update(ok=False, error=exc.name, message=exc.message)

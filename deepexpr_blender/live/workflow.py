@@ -34,6 +34,7 @@ from ..client import BackendError
 from ..core.smoothing import OnlineSmoother
 from ..core.vocabulary import LABELS
 from ..errors import CaptureError, KeyingError, PoseError, WorkflowError
+from ..props import retrieval_params
 from ..session import connection
 
 log = logging.getLogger(__name__)
@@ -287,15 +288,11 @@ def start_live(scene) -> LiveSession:
     params: dict = {
         "source": source,
         "top_k": scene.deepexpr.top_k,
-        "alpha": scene.deepexpr.alpha,
-        "beta": scene.deepexpr.beta,
+        **retrieval_params(scene.deepexpr),
         "preview": os.path.join(paths.output_dir("live"), "live_view.jpg"),
     }
     if root:
         params["library"] = root
-    neutral = neutral_geometry(scene)
-    if neutral is not None:
-        params["neutral"] = neutral
     client = connection.require_backend()
     sess = LiveSession(scene, root)
     _sessions[scene.name] = sess
@@ -318,15 +315,6 @@ def start_live(scene) -> LiveSession:
     if sess.request_id < 0 and sess.running:
         sess.end("Live could not start", error=True)
     return sess
-
-
-def neutral_geometry(scene) -> list[float] | None:
-    """The hook for the per-actor neutral ("Capture my neutral", shared with the rig work): when the scene
-    holds the actor's neutral geometry (a custom property ``deepexpr_neutral_geometry``, the ``geometry``
-    vector ``embed`` returns), live mode and sparse keys send it and the backend reads the actor's face
-    relative to it."""
-    v = scene.get("deepexpr_neutral_geometry")
-    return [float(x) for x in v] if v is not None else None
 
 
 def stop_live(scene, message: str = "Live stopped") -> None:
@@ -409,12 +397,9 @@ def start_sparse(scene) -> SparseJob:
     video = bpy.path.abspath(lp.sparse_video)
     if not video or not os.path.isfile(video):
         raise WorkflowError("Choose the performance video")
-    params: dict = {"video": video, "frame_step": 1, "top_k": 5, "alpha": props.alpha, "beta": props.beta}
+    params: dict = {"video": video, "frame_step": 1, "top_k": 5, **retrieval_params(props)}
     if job.library:
         params["library"] = job.library
-    neutral = neutral_geometry(scene)
-    if neutral is not None:
-        params["neutral"] = neutral
     props.busy, props.status, props.progress = True, "Sparse keys: reading the performance...", 0.0
 
     def progress(p: dict) -> None:
