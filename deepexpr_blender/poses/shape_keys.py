@@ -137,6 +137,8 @@ class ShapeKeyPose(PoseKind):
     def check_target(self, obj, pose: dict, library_root: str = "") -> None:
         super().check_target(obj, pose, library_root)
         found = self.targets(obj, pose)
+        if not found and not any(o.type == "MESH" and o.data.shape_keys for o in _character_meshes(obj).values()):
+            raise KeyingError(f"{obj.name} has no shape keys: pick the character the poses belong to as Target")
         if not found:
             names = ", ".join(pose_meshes(pose))
             raise KeyingError(
