@@ -124,23 +124,34 @@ def query_features(engine, q: dict) -> dict:
     """What the served pipeline computes for each query face (``backend.retrieval.query_features``), for a batch:
     feature distributions, z-scored and raw geometry, the human network's class probabilities; for sets with
     neutral frames, those frames' raw geometry and probabilities."""
+    import torch
+
+    from backend.calibration import cnn_probabilities, head_for
     from backend.scoring import to_distribution
 
-    def probs(x):
-        return engine.classify_tensor(engine.crops_tensor(list(x), engine.expression))[0].astype(np.float64)
+    head = head_for(engine.expression.path)
+
+    def probs(d: dict) -> np.ndarray:
+        """As served: the network's head (flip TTA, landmark fusion, calibration) when one ships beside it."""
+        x = engine.crops_tensor(list(d["x"]), engine.expression)
+        if head is None:
+            return engine.classify_tensor(x)[0].astype(np.float64)
+        with torch.inference_mode():
+            p_tta = cnn_probabilities(engine.expression.module, x, True)
+        return head.probabilities(p_tta, d["lm"], d["geo"]).astype(np.float64)
 
     emb = engine.embed_crops(list(q["x"]), engine.retrieval_model)
     out = {
         "dist": to_distribution(emb),
         "geo": query_geometry(q["geo"].astype(np.float64)),
         "raw": q["geo"].astype(np.float64),
-        "probs": probs(q["x"]),
+        "probs": probs(q),
         "y": q["y"],
         "subject": q["subject"],
     }
     if "neutral" in q:
         out["neutral_raw"] = q["neutral"]["geo"].astype(np.float64)
-        out["neutral_probs"] = probs(q["neutral"]["x"])
+        out["neutral_probs"] = probs(q["neutral"])
     return out
 
 

@@ -39,8 +39,10 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
     top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, 100)
     step = p.integer(params, "frame_step", 1, 1, 1000)
     weights = p.retrieval_weights(params)
-    neutral = neutral_reference(p.obj(params, "neutral"))
     images, video = params.get("images"), params.get("video")
+    # The actor's neutral: for images, the scorer's neutral-relative terms (backend.retrieval.neutral_reference);
+    # for a video, the live path's geometry offset (backend.live), which also takes a geometry vector.
+    neutral = neutral_reference(p.obj(params, "neutral")) if images is not None else None
     if (images is None) == (video is None):
         raise invalid_params("give either 'images' (a list of paths) or 'video' (a path)")
     done, no_face = [0], []
