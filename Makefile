@@ -75,8 +75,10 @@ test: test-blender-42
 
 test-blender-all: test test-blender-45
 
-# A real Blender window (Debian's Blender 4.3 under Xvfb in a Debian trixie chroot; needs root and
-# debootstrap, so not part of `make test`): sets the chroot up on first use, runs the workflow, checks the
-# screenshots. See docs/extension.md.
+# A real Blender window (Debian's Blender 4.3 under Xvfb in a Debian trixie chroot, made on first use by
+# debootstrap; needs root, so not part of `make test`): runs the workflow, checks the screenshots, copies
+# them into docs/extension/. CHROOT=/path reuses a chroot made elsewhere. See docs/extension.md.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CHROOT ?= build/trixie
 test-real-window: setup-dev
-	sudo -E tools/real_window.sh
+	$(SUDO) $(BIN)/python tools/real_window.py --chroot $(CHROOT) --docs docs/extension

@@ -41,7 +41,6 @@ class Job:
         self.cancelled = False
         self.error: str | None = None
         self.cancel_sent_at: float | None = None
-        self.watched = False  # a modal operator reports its end in the status bar
         p = scene.deepexpr
         p.busy, p.job, p.cancellable = True, self.kind, self.cancellable
         p.error, p.status, p.status_kind = "", text, "INFO"
@@ -86,6 +85,7 @@ class Job:
             p.status, p.status_kind = text, kind
             if kind == "ERROR":
                 p.error = text
+        status.flash(text, kind)
         status.redraw()
 
     def fail(self, message: str) -> None:
@@ -95,8 +95,6 @@ class Job:
         self.error = message
         self._cancel_request()
         self.finish(message, "ERROR")
-        if not self.watched:
-            status.notify(message, "ERROR")
 
     def end_cancelled(self, text: str = "") -> None:
         self.cancelled = True

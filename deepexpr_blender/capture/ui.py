@@ -10,7 +10,7 @@ from ..sidebar import SequencerSubPanel, View3DSubPanel
 
 def draw_capture(layout, props) -> None:
     col = layout.column(align=True)
-    col.prop(props, "source", expand=True)
+    col.row(align=True).prop(props, "source", expand=True)
     if props.source == "WEBCAM":
         col.prop(props, "webcam_index")
     elif props.source == "IMAGE":
@@ -19,13 +19,14 @@ def draw_capture(layout, props) -> None:
         col.label(text="Active movie strip, frame under the playhead")
     layout.operator("deepexpr.capture", icon="OUTLINER_OB_CAMERA")
     if props.preview_path:
-        layout.template_icon(icon_value=icon(props.preview_path), scale=8)
+        layout.template_icon(icon_value=icon(props.preview_path), scale=6)
     if props.expression:
         layout.label(text=f"Expression: {props.expression} ({props.confidence:.0%})", icon="MONKEY")
 
 
 class _Capture:
     bl_label = "Capture"
+    bl_order = 0
 
     def draw(self, context):
         draw_capture(self.layout, context.scene.deepexpr)
