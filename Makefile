@@ -39,6 +39,8 @@ bench: setup-dev
 	$(BIN)/python -m bench.pipeline --out docs/benchmarks.md
 	$(BIN)/python -m bench.retrieval --out docs/benchmarks.md
 	$(BIN)/python -m bench.generation --out docs/benchmarks.md
+	$(BIN)/python -m bench.live --out docs/benchmarks.md
+	$(BIN)/python -m bench.rig_library --out docs/benchmarks.md
 
 extension: setup-dev
 	$(BIN)/python tools/build_extension.py --out dist

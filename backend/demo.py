@@ -14,6 +14,8 @@ import logging
 import os
 import sys
 
+from deepexpr_blender.core import protocol
+
 from .errors import DeepExprError
 
 log = logging.getLogger(__name__)
@@ -106,7 +108,43 @@ def _transitions(engine, image: str, out: str) -> dict:
         res["gif"] = frames_gif(res["frames"], os.path.join(out, f"transition_{method}.gif"))
         print(f"transition to surprise ({method}): {res['sheet']}, {res['gif']}")
         results[method] = res
+    try:
+        results["sheet"] = expressions_sheet(engine, image, os.path.join(out, "transitions_sheet.png"))
+        print(f"six expressions at full resolution and colour (warp, then refine): {results['sheet']}")
+    except DeepExprError as exc:
+        results["sheet"] = {"error": str(exc)}
     return results
+
+
+def expressions_sheet(engine, image: str, out: str, steps: int = 5) -> str:
+    """Rows: the six emotions; columns: ``steps`` frames of each transition, the face region cut from the
+    full-resolution colour frames at 1:1 (no rescaling)."""
+    import tempfile
+
+    import cv2
+    import numpy as np
+
+    from .sequence import SequenceConfig, generate
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for e in ("anger", "disgust", "fear", "joy", "sadness", "surprise"):
+            res = generate(engine, image, os.path.join(tmp, e), SequenceConfig(frames=steps), expression=e)
+            pts = np.asarray(res["landmarks"], np.float64).reshape(-1, 2)
+            frames = [cv2.imread(f) for f in res["frames"]]
+            h, w = frames[0].shape[:2]
+            c, ext = pts.mean(0), np.ptp(pts, 0).max() * 0.85
+            x0, y0 = (int(max(0, c[0] - ext)), int(max(0, c[1] - ext * 1.1)))
+            x1, y1 = (int(min(w, c[0] + ext)), int(min(h, c[1] + ext * 0.9)))
+            row = np.hstack([f[y0:y1, x0:x1] for f in frames])
+            band = np.full((row.shape[0], 110, 3), 255, np.uint8)
+            cv2.putText(band, e, (6, row.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (30, 30, 30), 1, cv2.LINE_AA)
+            rows.append(np.hstack([band, row]))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    if not cv2.imwrite(out, np.vstack(rows)):
+        raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {out}")
+    return out
 
 
 if __name__ == "__main__":

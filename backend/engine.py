@@ -15,7 +15,7 @@ import torch
 
 from deepexpr_blender.core import protocol
 
-from . import __version__
+from . import __version__, calibration
 from .align import Aligned, align_face68
 from .config import option
 from .errors import DeepExprError
@@ -219,7 +219,7 @@ class Engine:
         return self.classify_tensor(self.crops_tensor(crops, model or self.expression), model)[1]
 
     def classify_analysis(self, fa: FaceAnalysis) -> dict:
-        probs, _ = self.classify_tensor(self.input_tensor([fa]))
+        probs = calibration.probabilities(self, [fa])  # the network's head (fusion, calibration) when shipped
         classes = self.expression.card.classes
         p = probs[0]
         return {"label": classes[int(p.argmax())], "probabilities": {c: round(float(v), 5) for c, v in zip(classes, p)}}

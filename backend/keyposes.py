@@ -65,13 +65,20 @@ def _moving_median(x: np.ndarray, width: int) -> np.ndarray:
     return np.median(win, axis=-1)
 
 
-def noise_sigma(x: np.ndarray) -> float:
-    """Robust per-dimension noise level of a piecewise-constant signal: MAD of first differences / (0.6745*sqrt 2)."""
+def noise_sigma(x: np.ndarray, width: int = 16, quantile: float = 75.0) -> float:
+    """Robust per-dimension noise level of a piecewise-constant signal: MAD of first differences / (0.6745*sqrt 2),
+    estimated in windows of ``width`` samples and taken at the ``quantile``-th percentile over the windows. A
+    single global MAD is dominated by the calmest stretch: a take whose neutral is rock steady and whose
+    surprise jitters then gets a penalty too small for the surprise, which falls apart into many segments."""
     if len(x) < 3:
         return 1e-3
     d = np.diff(x, axis=0)
-    mad = np.median(np.abs(d - np.median(d, axis=0)), axis=0)
-    return float(max(np.sqrt(np.mean((mad / (0.6745 * math.sqrt(2))) ** 2)), 1e-3))
+    ests = []
+    for s in range(0, max(1, len(d) - width + 1), max(1, width // 2)):
+        w = d[s : s + width]
+        mad = np.median(np.abs(w - np.median(w, axis=0)), axis=0)
+        ests.append(np.sqrt(np.mean((mad / (0.6745 * math.sqrt(2))) ** 2)))
+    return float(max(np.percentile(ests, quantile), 1e-3))
 
 
 def segment(x: np.ndarray, penalty: float, min_size: int = 2) -> list[tuple[int, int]]:
@@ -115,11 +122,12 @@ def segment(x: np.ndarray, penalty: float, min_size: int = 2) -> list[tuple[int,
 
 def drop_transitions(x: np.ndarray, segs: list[tuple[int, int]], max_len: int) -> list[tuple[int, int]]:
     """Remove segments that are only the way from one expression to the next: short, with a mean that lies on
-    the line between the neighbouring segments' means. Their frames are left to interpolation (no key)."""
+    the line between the neighbouring segments' means. Their frames are left to interpolation (no key). A short
+    segment whose mean sits at one end of that line is a piece of the neighbouring hold: merged into it."""
     segs = list(segs)
     while len(segs) > 2:
         means = [x[a:b].mean(axis=0) for a, b in segs]
-        best, best_r = -1, 0.25
+        best, best_r, best_t = -1, 0.25, 0.5
         for i in range(1, len(segs) - 1):
             a, b = segs[i]
             if b - a > max_len:
@@ -132,9 +140,13 @@ def drop_transitions(x: np.ndarray, segs: list[tuple[int, int]], max_len: int) -
             t = min(1.0, max(0.0, float((means[i] - p) @ jump) / norm))
             r = float(np.linalg.norm(means[i] - (p + t * jump))) / math.sqrt(norm)
             if r < best_r:
-                best, best_r = i, r
+                best, best_r, best_t = i, r, t
         if best < 0:
             break
+        if best_t <= 0.15:  # the end of the previous hold
+            segs[best - 1] = (segs[best - 1][0], segs[best][1])
+        elif best_t >= 0.85:  # the start of the next hold
+            segs[best + 1] = (segs[best][0], segs[best + 1][1])
         del segs[best]
     return segs
 
@@ -187,7 +199,8 @@ def key_poses(
     for s, (a, b) in enumerate(segs):
         mean = xs[a:b].mean(axis=0)
         d = np.linalg.norm(xs[a:b] - mean, axis=1)
-        thr = cfg.arrival_tolerance * float(np.median(d)) + 1e-9
+        # within the noise of the hold (its median spread), and never stricter than the take's noise level
+        thr = max(cfg.arrival_tolerance * float(np.median(d)), 1.5 * sigma * math.sqrt(x.shape[1])) + 1e-9
         inside = np.flatnonzero(d <= thr)
         arrive, release = a + int(inside[0]), a + int(inside[-1])
         label = labels[int(mean.argmax())]

@@ -66,15 +66,37 @@ def load_library(root: str) -> Library:
     except fmt.LibraryError as exc:
         raise DeepExprError(protocol.LIBRARY_INVALID, str(exc), {"library": root}) from None
     for i, e in enumerate(data["entries"]):
-        lm = e.get("landmarks")
-        if lm is not None and (not isinstance(lm, list) or len(lm) != len(SEMANTIC_NAMES)):
+        problem = _entry_problem(e)
+        if problem:
             raise DeepExprError(
-                protocol.LIBRARY_INVALID,
-                f"library {root}: entry {i} ({e['id']!r}): landmarks must "
-                f"be null or {len(SEMANTIC_NAMES)} [x, y] points",
-                {"library": root},
+                protocol.LIBRARY_INVALID, f"library {root}: entry {i} ({e['id']!r}): {problem}", {"library": root}
             )
     return Library(root=root, data=data)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def _entry_problem(e: dict) -> str | None:
+    """What is wrong with the fields retrieval reads (landmarks, face box, intensity), or None."""
+    lm = e.get("landmarks")
+    if lm is not None and (
+        not isinstance(lm, list)
+        or len(lm) != len(SEMANTIC_NAMES)
+        or not all(isinstance(p, list) and len(p) == 2 and all(_number(v) for v in p) for p in lm)
+    ):
+        return f"landmarks must be null or {len(SEMANTIC_NAMES)} [x, y] points"
+    box = e.get("face_box")
+    if box is not None and (
+        not isinstance(box, list) or len(box) != 4 or not all(_number(v) for v in box) or box[2] <= box[0]
+        or box[3] <= box[1]
+    ):  # fmt: skip
+        return "face_box must be null or [left, top, right, bottom] pixels with right > left and bottom > top"
+    s = e.get("intensity")
+    if s is not None and (not _number(s) or not 0 <= s <= 1):
+        return "intensity must be null or a number in 0..1"
+    return None
 
 
 def builtin_library(root: str = BUILTIN_LIBRARY) -> str:

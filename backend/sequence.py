@@ -27,7 +27,7 @@ from .landmarks import semantic_from_68
 
 DELTAS_PATH = os.path.join(os.path.dirname(__file__), "assets", "expression_deltas.json")
 GAN_SIZE = 64
-METHODS = ("warp", "gan")
+METHODS = ("warp", "warp+gan", "gan")
 MAX_FRAMES = 600
 
 EASINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -44,7 +44,12 @@ class SequenceConfig:
 
     frames: int = option(24, f"frames in the transition, both keys included (2..{MAX_FRAMES})")
     easing: str = option("ease_in_out", "how time moves between key frames", choices=tuple(EASINGS))
-    method: str = option("warp", "warp: piecewise-affine at the photo's resolution; gan: 64x64", choices=METHODS)
+    method: str = option(
+        "warp",
+        "warp: piecewise-affine warp + expression shading + mouth interior at the photo's resolution and colour; "
+        "warp+gan: also the GAN's delta; gan: 64x64 gray",
+        choices=METHODS,
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,12 +69,24 @@ def _from_template(t: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def expression_target(src68: np.ndarray, expression: str, intensity: float = 1.0) -> np.ndarray:
-    """The source face's landmarks wearing a named expression (mean CK+ displacement added in template space)."""
+    """The source face's landmarks wearing a named expression (mean CK+ displacement added in template space).
+    Intensity 1 is a strong CK+ peak along the mean displacement (``appearance.peak_scale``), 0 the source."""
+    from .appearance import peak_scale
+
+    if not np.isfinite(intensity) or not 0.0 <= intensity <= 1.0:
+        raise invalid_params(f"intensity must be within 0..1, got {intensity}")
+    scale = peak_scale(expression) if expression in expression_deltas() else 1.0
+    return expression_displacement(src68, expression, intensity * scale)
+
+
+def expression_displacement(src68: np.ndarray, expression: str, amount: float) -> np.ndarray:
+    """The source face's landmarks moved ``amount`` times the mean CK+ displacement of ``expression`` (template
+    space), with no upper limit: test performances exaggerate on purpose; users go through ``expression_target``."""
     deltas = expression_deltas()
     if expression not in deltas:
         raise invalid_params(f"unknown expression {expression!r}; one of {', '.join(sorted(deltas))}")
     t, m = _to_template(src68)
-    return _from_template(t + intensity * deltas[expression], m)
+    return _from_template(t + amount * deltas[expression], m)
 
 
 def image_target(src68: np.ndarray, tgt68: np.ndarray) -> np.ndarray:
@@ -163,7 +180,7 @@ def render_gan_frames(model, crop: Crop64, targets: list[np.ndarray], batch: int
 
 def check_method(method: str) -> None:
     if method not in METHODS:
-        raise DeepExprError(protocol.INVALID_PARAMS, f"unknown method {method!r}; use warp or gan")
+        raise DeepExprError(protocol.INVALID_PARAMS, f"unknown method {method!r}; one of {', '.join(METHODS)}")
 
 
 def generate(
@@ -203,14 +220,18 @@ def generate(
         ends = [fa.to_original(path[0]), fa.to_original(path[-1])]
     else:
         # The warp works at the photo's own resolution (the engine's copy may be rescaled for detection).
+        # --- hook: warp, then refine (backend.refine: data-driven shading, mouth interior, optional GAN delta)
+        from .appearance import load_appearance
         from .imageio import MAX_PIXELS, decode_image
-        from .warp import PiecewiseAffineWarper
+        from .refine import FrameRenderer
 
         full = decode_image(source, max_side=1 << 30, max_pixels=MAX_PIXELS, min_side=0)
         to_full = 1.0 / fa.decoded.scale
-        warper = PiecewiseAffineWarper(cv2.cvtColor(full.rgb, cv2.COLOR_RGB2BGR), src * to_full)
         path = [lm * to_full for lm in path]
-        render = lambda i: warper.warp(path[i])  # noqa: E731
+        gan = engine.gan.module if cfg.method == "warp+gan" else None
+        bgr = cv2.cvtColor(full.rgb, cv2.COLOR_RGB2BGR)
+        render = FrameRenderer(bgr, src * to_full, path, gan, appearance=load_appearance()).render
+        # --- end hook
         size = list(fa.decoded.original_size)
         ends = [path[0], path[-1]]  # the warp's path already is in original-image pixels
     written: list[str] = []

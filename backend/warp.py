@@ -54,3 +54,47 @@ class PiecewiseAffineWarper:
             sel = mask.astype(bool)
             region[sel] = patch[sel]
         return out
+
+
+class RemapWarper:
+    """The same piecewise-affine warp as ``PiecewiseAffineWarper``, made as one dense backward map and a single
+    ``cv2.remap`` over the bounding box of the triangles that move (triangle ids rasterised once per frame, the
+    per-triangle affine maps solved in one batch): several times faster on large photos, and the map is
+    continuous across triangle edges."""
+
+    def __init__(self, image: np.ndarray, src_points: np.ndarray):
+        self.image = image
+        h, w = image.shape[:2]
+        self.src = np.concatenate([np.asarray(src_points, np.float64), border_points(w, h)])
+        self.tri = Delaunay(self.src).simplices
+
+    def warp(self, dst_points: np.ndarray) -> np.ndarray:
+        h, w = self.image.shape[:2]
+        dst = np.concatenate([np.asarray(dst_points, np.float64), border_points(w, h)])
+        out = self.image.copy()
+        moved = np.abs(dst - self.src).max(1) > 1e-6
+        tris = self.tri[moved[self.tri].any(1)]
+        if len(tris) == 0:
+            return out
+        corners = dst[tris].reshape(-1, 2)
+        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [w, h])
+        if x1 <= x0 or y1 <= y0:
+            return out
+        label = np.zeros((y1 - y0, x1 - x0), np.int32)
+        for k, t in enumerate(tris, 1):
+            cv2.fillConvexPoly(label, np.round(dst[t] - [x0, y0]).astype(np.int32), k)
+        # Affine dst -> src per triangle: [sx sy] = M @ [dx dy 1], from the three corners.
+        d = np.concatenate([dst[tris], np.ones((len(tris), 3, 1))], 2)  # (T, 3, 3)
+        s = self.src[tris]  # (T, 3, 2)
+        det_ok = np.abs(np.linalg.det(d)) > 1e-9
+        m = np.zeros((len(tris) + 1, 2, 3))
+        m[0] = [[1, 0, 0], [0, 1, 0]]  # label 0: pixels of triangles that do not move
+        m[1:][det_ok] = np.transpose(np.linalg.solve(d[det_ok], s[det_ok]), (0, 2, 1))
+        m[1:][~det_ok] = m[0]
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        a = m[label]  # (H, W, 2, 3)
+        mx = (a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2]).astype(np.float32)
+        my = (a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2]).astype(np.float32)
+        out[y0:y1, x0:x1] = cv2.remap(self.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        return out

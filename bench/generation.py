@@ -1,4 +1,5 @@
-"""Generation speed: GAN frames per second at 64x64 in batch, and the warp at 64x64 and 512x512.
+"""Generation speed: GAN frames per second at 64x64 in batch, the warp at 64x64 and 512x512, and a whole
+24-frame 512x512 colour transition of the sample face (warp, then refine).
 
     python -m bench.generation [--out docs/benchmarks.md]
 
@@ -28,6 +29,34 @@ def fps(fn, n_frames: int, repeats: int = 5) -> float:
         fn()
         ts.append(time.perf_counter() - t)
     return n_frames / float(np.median(ts))
+
+
+def transition_rows(gan) -> list[tuple[str, float]]:
+    """A whole 24-frame neutral -> surprise transition of the sample face at 512x512 colour, as ``generate``
+    renders it (renderer set-up included, PNG writing not): warp, then refine, with and without the GAN."""
+    import cv2
+    import skimage.data
+
+    from backend.appearance import load_appearance
+    from backend.engine import Engine, EngineConfig
+    from backend.imageio import from_array
+    from backend.refine import FrameRenderer
+    from backend.sequence import expression_target, interpolate
+
+    rgb = skimage.data.astronaut()
+    fa = Engine(EngineConfig(device="cpu", expression_model=None, character_model=None)).analyze(from_array(rgb))
+    src = fa.to_original(fa.points68)
+    path = interpolate([(0, src), (23, expression_target(src, "surprise"))], 24, "ease_in_out")
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    rows = []
+    for name, g in (("warp (default: warp + shading + mouth)", None), ("warp+gan", gan)):
+
+        def run(g=g):
+            r = FrameRenderer(bgr, src, path, g, appearance=load_appearance())
+            return [r.render(i) for i in range(len(path))]
+
+        rows.append((f"transition, 24 frames 512x512 colour, {name}", fps(run, 24, repeats=3)))
+    return rows
 
 
 def main(argv=None) -> int:
@@ -62,6 +91,7 @@ def main(argv=None) -> int:
                 fps(lambda w=w, targets=targets: [w.warp(t) for t in targets], 10),
             )
         )
+    rows += transition_rows(model)
     lines = [
         f"### Sequence generation speed, {time.strftime('%Y-%m-%d')}",
         "",

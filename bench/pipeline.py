@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
     from backend.align import align_face68
+    from backend.calibration import probabilities
     from backend.engine import DEFAULT_EXPRESSION_MODEL, Engine, EngineConfig
     from backend.imageio import decode_image
     from backend.models import ExpressionNet, ExpressionNetConfig, ModelCard, save_model
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         (f"align ({size}x{size} crop)", *timeit(lambda: align_face68(dec.rgb, pts, size=size), r)),
         ("classify, batch 1", *timeit(lambda: eng.classify_tensor(x1), r)),
         ("classify, batch 64 (per batch)", *timeit(lambda: eng.classify_tensor(x64), max(5, r // 5))),
+        ("calibrated probabilities (flip TTA + geometry head)", *timeit(lambda: probabilities(eng, [fa]), r)),
         ("**single-frame pipeline** (decode → classify)", *timeit(lambda: eng.classify(frame), r)),
     ]
     srv = BackendProcess("--expression-model", model, "--device", "cpu")

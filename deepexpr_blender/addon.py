@@ -7,9 +7,9 @@ panels the features' sub-panels hang from), then the features in the order their
 
 from __future__ import annotations
 
-from . import batch, capture, find_and_key, jobs, library_from_rig, prefs, props, session, sidebar, transitions
+from . import batch, capture, find_and_key, jobs, library_from_rig, live, prefs, props, session, sidebar, transitions
 
-ROOMS = (props, prefs, session, jobs, sidebar, capture, find_and_key, library_from_rig, transitions, batch)
+ROOMS = (props, prefs, session, jobs, sidebar, capture, find_and_key, library_from_rig, transitions, batch, live)
 
 
 def register() -> None:

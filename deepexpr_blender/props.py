@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import bpy
 from bpy.props import (
     BoolProperty,
@@ -14,7 +16,7 @@ from bpy.props import (
 )
 from bpy.types import PropertyGroup
 
-from .core.vocabulary import DEFAULT_ALPHA, DEFAULT_BETA, LABELS
+from .core.vocabulary import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_GAMMA, LABELS
 
 EXPRESSION_ITEMS = [(e, e.title(), f"Target expression: {e}") for e in LABELS]
 
@@ -71,6 +73,22 @@ class DEEPEXPR_PG_scene(PropertyGroup):
     beta: FloatProperty(
         name="Geometry weight", min=0, default=DEFAULT_BETA, description="Weight of the geometric distance"
     )
+    gamma: FloatProperty(
+        name="Label weight",
+        min=0,
+        default=DEFAULT_GAMMA,
+        description="Weight of the distance between the face's expression and the pose's declared expression",
+    )
+    # the actor's neutral ("Capture my neutral"), sent with every retrieval
+    neutral_points: StringProperty(description="The actor's neutral face: its 68 landmarks, as JSON")
+    neutral_probabilities: StringProperty(description="The actor's neutral face: its class probabilities, as JSON")
+    neutral_image: StringProperty(subtype="FILE_PATH", description="The image the neutral was captured from")
+    use_neutral: BoolProperty(
+        name="Use my neutral",
+        default=True,
+        description="Compare each face with your captured neutral face, so a resting face that looks stern does not "
+        "retrieve anger",
+    )
     target: PointerProperty(name="Target", type=bpy.types.Object, description="Character to key")
     candidates: CollectionProperty(type=DEEPEXPR_PG_candidate)
     candidate_index: IntProperty(name="Candidate", min=0, description="The candidate shown large, keyed by Key")
@@ -110,7 +128,11 @@ class DEEPEXPR_PG_scene(PropertyGroup):
     )
     seq_method: EnumProperty(
         name="Method",
-        items=[("warp", "Warp", "Piecewise-affine warp, any resolution"), ("gan", "GAN", "Landmark-guided GAN, 64x64")],
+        items=[
+            ("warp", "Warp", "Warp + expression shading + mouth interior, the photo's resolution and colour"),
+            ("warp+gan", "Warp + GAN", "The warp, refined by the landmark-guided GAN's expression delta"),
+            ("gan", "GAN", "Landmark-guided GAN, 64x64 gray"),
+        ],
         default="warp",
     )
     # batch
@@ -127,6 +149,17 @@ class DEEPEXPR_PG_scene(PropertyGroup):
         description="Score margin a new pose needs to replace the current one",
     )
     batch_report: StringProperty(description="Last batch run's report")
+
+
+def retrieval_params(props) -> dict:
+    """The retrieval weights of the panel, and the actor's neutral when one is captured and in use (the
+    ``retrieve`` / ``retrieve_batch`` params, docs/protocol.md)."""
+    params = {"alpha": props.alpha, "beta": props.beta, "gamma": props.gamma}
+    if props.use_neutral and props.neutral_points:
+        params["neutral"] = {"points": json.loads(props.neutral_points)}
+        if props.neutral_probabilities:
+            params["neutral"]["probabilities"] = json.loads(props.neutral_probabilities)
+    return params
 
 
 classes = (DEEPEXPR_PG_candidate, DEEPEXPR_PG_scene)

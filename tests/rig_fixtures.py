@@ -139,3 +139,75 @@ def make_toon_arkit_glb(path: str, character: str = "pip") -> str:
     """Write ``path`` (.glb): the toon with ARKit-named shape keys."""
     _export_toon_glb(path, character, rename=TOON_TO_ARKIT)
     return path
+
+
+# Whole-expression keys, as a hand-made rig names them (English, German, Japanese MMD, French), each the toon's
+# own AU keys mixed at the expression's prototype (written out by hand, as above).
+NAMED_EXPRESSIONS: dict[str, dict[str, float]] = {
+    "Smile": TOON_EXPRESSIONS["happy"],
+    "怒り": TOON_EXPRESSIONS["angry"],
+    "Traurig": TOON_EXPRESSIONS["sad"],
+    "Surprised": TOON_EXPRESSIONS["surprised"],
+    "Peur": TOON_CUSTOM["Fear"],
+    "Disgust": TOON_CUSTOM["Disgust"],
+}
+
+
+def make_toon_named_glb(path: str, character: str = "pip") -> str:
+    """Write ``path`` (.glb): a plain shape-key rig whose only keys name whole expressions, and a blink (no AU
+    key left)."""
+    import bpy
+
+    from deepexpr_blender.toon import CHARACTERS, build_character
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    obj = build_character(next(c for c in CHARACTERS if c.name == character))
+    blocks = obj.data.shape_keys.key_blocks
+    aus = [kb.name for kb in blocks[1:]]
+    _add_blink(obj)
+    blocks["blink"].name = "Blink"
+    for name, weights in NAMED_EXPRESSIONS.items():
+        for kb in blocks[1:]:
+            kb.value = weights.get(kb.name, 0.0)
+        obj.shape_key_add(name=name, from_mix=True)
+    for kb in blocks[1:]:
+        kb.value = 0.0
+    for au in aus:
+        obj.shape_key_remove(blocks[au])
+    bpy.ops.export_scene.gltf(filepath=path, export_format="GLB", export_morph=True, use_selection=False)
+    return path
+
+
+def make_toon_armature_glb(path: str, character: str = "pip") -> str:
+    """Write ``path`` (.glb): the toon skinned to a two-bone armature (root, head) that carries an animation (a
+    head-bob "dance", as imported characters often do), its face keys the toon's AU keys."""
+    import bpy
+
+    from deepexpr_blender.toon import CHARACTERS, build_character
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    obj = build_character(next(c for c in CHARACTERS if c.name == character))
+    arm_data = bpy.data.armatures.new("rig")
+    arm = bpy.data.objects.new("rig", arm_data)
+    bpy.context.scene.collection.objects.link(arm)
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    root = arm_data.edit_bones.new("root")
+    root.head, root.tail = (0, 0, -1.5), (0, 0, -0.8)
+    head = arm_data.edit_bones.new("head")
+    head.head, head.tail, head.parent = (0, 0, -0.8), (0, 0, 0.6), root
+    bpy.ops.object.mode_set(mode="OBJECT")
+    obj.parent = arm
+    group = obj.vertex_groups.new(name="head")
+    group.add(list(range(len(obj.data.vertices))), 1.0, "REPLACE")
+    obj.modifiers.new("Armature", "ARMATURE").object = arm
+    pb = arm.pose.bones["head"]
+    pb.rotation_mode = "XYZ"
+    for frame, (tilt, turn) in enumerate(((0.0, 0.0), (0.35, 0.3), (-0.3, -0.4), (0.2, 0.5)), start=1):
+        pb.rotation_euler = (tilt, 0.0, turn)
+        pb.keyframe_insert("rotation_euler", frame=frame * 10)
+    bpy.context.scene.frame_set(20)  # saved mid-dance
+    bpy.ops.export_scene.gltf(
+        filepath=path, export_format="GLB", export_morph=True, export_animations=True, use_selection=False
+    )
+    return path

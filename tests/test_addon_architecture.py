@@ -14,7 +14,7 @@ PKG = os.path.join(ROOT, "deepexpr_blender")
 LAYERS: list[set[str]] = [
     {"__init__"},
     {"addon"},
-    {"capture", "find_and_key", "library_from_rig", "transitions", "batch"},  # the feature rooms
+    {"capture", "find_and_key", "library_from_rig", "transitions", "batch", "live"},  # the feature rooms
     {"sidebar"},  # the UI frame the features' sub-panels hang from
     {"operator_base"},
     {"jobs"},
@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"prefs"},
     {"status", "previews"},
     {"poses", "toon"},
-    {"rigs"},  # character objects, face-on framing, 3D landmarks (rig libraries)
+    {"rigs"},  # a character in the scene: its objects, rest state, face-on framing, landmarks, the rig builder
     {"compat"},
     {"client", "errors", "messages"},
     {"core"},  # the bpy-free shared core: the only part the backend imports
@@ -71,4 +71,4 @@ def test_imports_point_down_only():
 
 def test_core_and_poses_do_not_reach_up():
     assert not [i for i in _imports() if i[1] == "core"], "core imports only itself"
-    assert {dst for _, src, dst in _imports() if src == "poses"} <= {"compat", "core", "errors"}
+    assert {dst for _, src, dst in _imports() if src == "poses"} <= {"compat", "core", "errors", "rigs"}

@@ -224,7 +224,8 @@ def test_generate_transition_lands_as_an_image_strip(addon, tmp_path):
 
 
 def test_build_library_from_the_active_rig(addon):
-    """The operator turns the toon character's keyed shape-key poses into a library and selects it."""
+    """The operator turns the toon character's own expression keys into a labelled library and selects it; the
+    keyed frames on its timeline (an animation) are not taken for poses unless asked for."""
     scene = bpy.context.scene
     bpy.ops.deepexpr.add_character(character="zee")
     obj = scene.deepexpr.target
@@ -238,8 +239,14 @@ def test_build_library_from_the_active_rig(addon):
     props = scene.deepexpr
     assert props.library == "CUSTOM" and os.path.isfile(os.path.join(props.library_path, "library.json"))
     data = json.load(open(os.path.join(props.library_path, "library.json")))
-    assert [e["pose"]["values"]["jaw_drop"] for e in data["entries"]] == [0.0, 1.0, 0.0]
+    assert len(data["entries"]) == 19 and {e["source"] for e in data["entries"]} == {"deepexpr"}
+    labels = {"anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"}
+    assert {e["label"] for e in data["entries"]} == labels
+    assert all(e["landmarks"] and e["face_box"] for e in data["entries"])
     assert "deepexpr_blender" in props.library_path  # the extension's user folder, not the add-on folder
+    assert bpy.ops.deepexpr.build_library(animation=True, overwrite=True) == {"FINISHED"}
+    data = json.load(open(os.path.join(props.library_path, "library.json")))
+    assert len(data["entries"]) == 19 + 3  # asked for: the three keyed frames too
 
 
 def test_missing_backend_gives_a_clear_message(addon):

@@ -71,7 +71,7 @@ def test_core_refuses_a_pose_without_a_kind(tmp_path):
 
 def test_unknown_kind_cannot_be_keyed_and_says_which_kinds_exist():
     with pytest.raises(PoseError, match="shape_keys, armature_action, image"):
-        poses.kind_of({"type": "vrm_expression"})
+        poses.kind_of({"type": "morph_target_v9"})
     with pytest.raises(KeyingError, match="No target"):
         poses.key_pose(None, {"type": "shape_keys", "target": "x", "values": {}}, 1)
 

@@ -90,7 +90,7 @@ def test_retrieve_ranks_the_library_and_caches_embeddings(engine, astronaut_path
     for c in res["candidates"]:
         assert os.path.isfile(c["thumbnail"]) and c["pose"]["type"] == "shape_keys" and c["js"] >= 0
     # The same query through the JS term alone ranks by JS.
-    js_only = engine.retriever.retrieve(astronaut_path, library, top_k=14, weights=RetrievalWeights(beta=0))
+    js_only = engine.retriever.retrieve(astronaut_path, library, top_k=14, weights=RetrievalWeights(beta=0, gamma=0))
     js_only = js_only["candidates"]
     assert [c["js"] for c in js_only] == sorted(c["js"] for c in js_only)
     # Cached on disk by library content hash + model checksum: a second engine reads the cache file (made
@@ -100,7 +100,7 @@ def test_retrieve_ranks_the_library_and_caches_embeddings(engine, astronaut_path
     from backend.engine import Engine
 
     other = Engine(engine.cfg)
-    monkeypatch.setattr(R, "_entry_crop", lambda *a: (_ for _ in ()).throw(AssertionError("recomputed")))
+    monkeypatch.setattr(R, "_entry_analysis", lambda *a: (_ for _ in ()).throw(AssertionError("recomputed")))
     again = other.retriever.retrieve(astronaut_path, library, top_k=5)
     assert [c["id"] for c in again["candidates"]] == [c["id"] for c in res["candidates"]]
 

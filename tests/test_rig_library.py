@@ -62,15 +62,21 @@ def test_shape_key_keyframes_become_poses_and_a_library(tmp_path):
     _key(obj, 10, {"jaw_open": 1.0, "brow_up": 1.0})
     _key(obj, 20, {"jaw_open": 0.3, "brow_up": 0.0})
     assert poses.kinds_finding_in(obj) == [shape_keys.KIND]
-    found = poses.find_poses(obj)
+    with pytest.raises(RigError, match="Keyed frames as poses"):  # an animation is not taken for poses...
+        poses.find_poses(obj)
+    found = poses.find_poses(obj, animation=True)  # ...unless the user says so
+    assert found[0]["name"] == "neutral (rest)" and found[0]["label"] == "neutral"  # the rig's own neutral
+    found = found[1:]
     assert [p["pose"]["values"]["jaw_open"] for p in found] == pytest.approx([0.0, 1.0, 0.3])
-    assert all(p["label"] is None for p in found)
+    assert all(p["label"] is None and p["source"] == "keyed" for p in found)
     lib_json = build_library(str(tmp_path / "face_lib"), found, rig=obj, size=96)
     lib = load_library(os.path.dirname(lib_json))
-    assert len(lib.entries) == 3
-    thumbs = [cv2.imread(lib.thumbnail(i)) for i in range(3)]
+    assert len(lib.entries) == 2  # the frame that keys nothing (all 0) moves nothing: left out
+    thumbs = [cv2.imread(lib.thumbnail(i)) for i in range(2)]
     assert all(t.shape == (96, 96, 3) and t.std() > 5 for t in thumbs)
     assert np.abs(thumbs[0].astype(float) - thumbs[1]).mean() > 1.0  # the open jaw shows in the thumbnail
+    with pytest.raises(FileExistsError, match="already holds a library"):  # a rebuild asks first
+        build_library(str(tmp_path / "face_lib"), found, rig=obj, size=96)
     # The user's scene is untouched: no camera added, frame unchanged.
     assert bpy.context.scene.camera is None and [o.name for o in bpy.context.scene.objects] == ["face"]
 
@@ -91,7 +97,7 @@ def test_pose_markers_label_poses():
 def test_mesh_without_animation_says_what_to_do():
     _fresh()
     obj = _face_mesh()
-    with pytest.raises(RigError, match="key some poses"):
+    with pytest.raises(RigError, match="key one pose per frame and add a pose marker"):
         shape_keys.KIND.find(obj)
 
 
@@ -120,10 +126,12 @@ def test_armature_action_and_pose_assets(tmp_path):
         pb.keyframe_insert("rotation_euler", frame=frame)
     asset = bpy.data.actions.new("Joy pose")
     asset.asset_mark()
-    poses = armature.KIND.find(arm)
+    assert [p["source"] for p in armature.KIND.find(arm)] == ["assets"]  # the take is not taken for poses
+    poses = armature.KIND.find(cube, animation=True)  # the cube's character: the armature
     assert [p["pose"]["frame"] for p in poses[:2]] == [1.0, 10.0]
     assert poses[-1]["label"] == "joy" and poses[-1]["pose"]["action"] == "Joy pose"
-    lib = load_library(os.path.dirname(build_library(str(tmp_path / "rig_lib"), poses[:2], rig=arm, size=64)))
+    rest = {"pose": armature.KIND.rest(arm), "label": "neutral", "name": "rest"}
+    lib = load_library(os.path.dirname(build_library(str(tmp_path / "rig_lib"), [rest, poses[1]], rig=arm, size=64)))
     t0, t1 = (cv2.imread(lib.thumbnail(i)) for i in range(2))
     assert np.abs(t0.astype(float) - t1).mean() > 1.0  # the head turned between the two poses
 

@@ -204,20 +204,25 @@ def test_bad_rigs_are_refused_and_nothing_is_half_written(tmp_path, toon_vrm):
 
 
 def test_retrieval_on_a_built_rig_library_uses_its_landmarks_and_geometry(toon_vrm, tmp_path, astronaut_path):
+    """The backend computes each entry's geometry from its stored landmarks (the library stores none) and
+    scores the declared labels: every part of the score runs for a rig library."""
     from backend.engine import Engine, EngineConfig
-    from training.evaluate_rigs import add_geometry
+    from backend.library import load_library
 
     face, objs = _import(toon_vrm)
     poses, report = builder.rig_poses(objs, toon_vrm)
     out = str(tmp_path / "lib")
     builder.build_rig_library(face, out, poses, roles=report["roles"])
-    lib = add_geometry(out, str(tmp_path / "lib+geo"))
+    assert all(e["geometry"] is None and e["landmarks"] for e in _library(out)["entries"])
     engine = Engine(EngineConfig(device="cpu"))
-    res = engine.retriever.retrieve(astronaut_path, lib, top_k=len(poses))
+    res = engine.retriever.retrieve(astronaut_path, out, top_k=len(poses))
     cands = res["candidates"]
     assert len(cands) == len(poses) and len({c["id"] for c in cands}) == len(poses)
-    assert any(c["geo"] > 0 for c in cands)  # the geometric term runs for this library
+    assert len({c["geo"] for c in cands}) > len(poses) // 2  # the geometric term runs for this library
+    assert len({c["label_distance"] for c in cands}) >= 7  # and the declared labels count
     assert len({round(c["js"], 6) for c in cands}) > len(poses) // 2  # entries are told apart
+    index = engine.retriever.index(load_library(out))
+    assert set(index.landmarks_from) == {"stored"} and index.relative is not None
 
 
 # ------------------------------------------------------------------------------------------ shared rigs

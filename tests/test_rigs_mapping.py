@@ -4,7 +4,6 @@ recognised whatever their spelling, the AU table composed onto them, whole-expre
 from __future__ import annotations
 
 import ast
-import json
 import os
 
 import pytest
@@ -21,13 +20,6 @@ ROCKETBOX_LIKE = [
     "AK_44_MouthSmileLeft", "AK_45_MouthSmileRight", "_Neutral",
 ]  # fmt: skip
 WEBOJI = list(ek.WEBOJI_11)
-
-
-def test_core_table_is_the_training_table():
-    """The add-on's copy of the AU table is the one the toon renderer samples."""
-    with open(os.path.join(ROOT, "training", "characters", "expressions.json"), encoding="utf-8") as f:
-        training = json.load(f)
-    assert ek.load_au_table() == training
 
 
 def test_core_modules_import_only_the_standard_library():

@@ -73,6 +73,8 @@ def test_a_dataset_loads_by_name_through_the_engine(tmp_path, astronaut_path):
     data = load_dataset("ferg", root=str(tmp_path / "ferg"), size=48, cache_dir=str(tmp_path / "cache"))
     assert data["x"].shape == (3, 48, 48) and data["x"].dtype == np.uint8 and data["detected"].all()
     assert list(data["subject"]) == ["ann", "ann", "bob"] and len(os.listdir(tmp_path / "cache")) == 1
+    # the aligned landmarks sit where the alignment put them: the eye corners on the template's
+    assert data["lm"].shape == (3, 68, 2) and 0.15 < data["lm"][0, 36, 0] < 0.35 < 0.65 < data["lm"][0, 45, 0] < 0.85
     again = load_dataset("ferg", root=str(tmp_path / "ferg"), size=48, cache_dir=str(tmp_path / "cache"))
     assert np.array_equal(again["x"], data["x"])
 
@@ -155,12 +157,30 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     assert m.card.metrics["test_size"] == 128
     # Resume one more epoch from the checkpoint (single process).
     resume = ["--resume", str(tmp_path / run / "checkpoints" / "last.pt")]
-    cmd = [sys.executable, "-m", "training.train_expression", "--epochs", "2", *tiny, *resume]
+    cmd = [sys.executable, "-m", "training.train_expression", "--epochs", "2", *tiny, *resume,
+           "--class-balance", "0.5", "--augment", "strong", "--select", "balanced"]  # fmt: skip
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     second = sorted(d for d in os.listdir(tmp_path) if d.startswith("0000"))[-1]
     rows = [json.loads(x) for x in open(tmp_path / second / "stats.jsonl")]
     assert [row["epoch"] for row in rows] == [1]
+
+
+def test_class_balance_and_strong_augmentation():
+    from training.data import CropDataset, augment_strong
+    from training.loops.expression import TrainConfig
+
+    y = np.array([0] * 90 + [1] * 10)
+    assert TrainConfig().class_weights(y, 3) is None
+    w = TrainConfig(class_balance=1.0).class_weights(y, 3).numpy()
+    assert w[1] == pytest.approx(9 * w[0]) and w[2] == 0 and w[y].mean() == pytest.approx(1.0)
+    rng = np.random.RandomState(0)
+    img = np.tile(np.linspace(0, 1, 48, dtype=np.float32), (48, 1))
+    outs = np.stack([augment_strong(img, rng) for _ in range(50)])
+    assert outs.shape == (50, 48, 48) and outs.dtype == np.float32 and outs.min() >= 0 and outs.max() <= 1
+    assert np.abs(outs - img).mean() > 0.02  # it does change the crops
+    with pytest.raises(ValueError):
+        CropDataset(outs, y[:50], augment="medium")
 
 
 def test_loaders_map_every_layout_onto_the_canonical_labels(tmp_path):

@@ -28,11 +28,13 @@ from backend.scoring import (
     Features,
     RetrievalWeights,
     combine,
+    declared_distribution,
     distances,
     library_geometry,
     query_geometry,
     to_distribution,
 )
+from deepexpr_blender.core.vocabulary import DEFAULT_GAMMA
 
 from .data import SHARED_DATA, character_crops, crop_cache, list_ckplus, list_class_folders
 from .metrics import average_normalized_rank
@@ -61,16 +63,18 @@ PAPER = {  # DeepExpr Table 1 (FERG-DB), per expression
     },
 }
 BETAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
-METHODS = ("geometry", "features", "combined")
+METHODS = ("geometry", "features", "combined", "combined + label")
 REPLAY = "transfer, characters + human replay"  # the shared model: the one exported and reported
 
 
 def method_weights(beta: float) -> dict[str, RetrievalWeights]:
-    """The three rankings of the paper's Table 1, as weights of the server's score."""
+    """The three rankings of the paper's Table 1, as weights of the server's score; and the served score's
+    declared-label term added to the combined one (queries' class probabilities from the human network)."""
     return {
-        "geometry": RetrievalWeights(alpha=0.0, beta=1.0),
-        "features": RetrievalWeights(alpha=1.0, beta=0.0),
-        "combined": RetrievalWeights(alpha=1.0, beta=beta),
+        "geometry": RetrievalWeights(alpha=0.0, beta=1.0, gamma=0.0),
+        "features": RetrievalWeights(alpha=1.0, beta=0.0, gamma=0.0),
+        "combined": RetrievalWeights(alpha=1.0, beta=beta, gamma=0.0),
+        "combined + label": RetrievalWeights(alpha=1.0, beta=beta, gamma=DEFAULT_GAMMA),
     }
 
 
@@ -78,12 +82,13 @@ def query_distances(net, queries: dict, chars: dict, test_mask: np.ndarray, char
     """Per character: (every distance of ``backend.scoring``, relevance) between every query and that
     character's database. Computed once per network and query set; any weights then combine them."""
     q_emb, _ = embed_and_classify(net, queries["x"])
-    query = Features(to_distribution(q_emb), query_geometry(queries["geo"]))
+    query = Features(to_distribution(q_emb), query_geometry(queries["geo"]), queries.get("probs"))
     out = {}
     for ch in characters:
         m = test_mask & (chars["character"] == ch)
         c_emb, _ = embed_and_classify(net, chars["x"][m])
-        database = Features(to_distribution(c_emb), library_geometry(chars["geo"][m]))
+        declared = np.stack([declared_distribution(CLASSES[k]) for k in chars["y"][m]])
+        database = Features(to_distribution(c_emb), library_geometry(chars["geo"][m]), declared)
         out[ch] = (distances(query, database), queries["y"][:, None] == chars["y"][m][None])
     return out
 
@@ -315,6 +320,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     human = load_model(args.human_model, "expression", torch.device("cpu"))
     d = load_data(args, int(human.card.input["size"]))
+    for q in (d.fer["val"], d.fer["test"], d.ck):  # the served label term: the human network's probabilities
+        q["probs"] = embed_and_classify(human.module, q["x"])[1]
     cfg = TransferConfig(epochs=args.epochs)
     run = Transfers(human, d, cfg)
     variants = {
@@ -380,6 +387,7 @@ def write_markdown(report: dict, path: str) -> None:
                 _row("ours: geometry only", t["geometry"]),
                 _row("ours: features only", t["features"]),
                 _row("ours: combined", t["combined"]),
+                _row("ours: combined + declared label (served)", t["combined + label"]),
                 "",
             ]
         lines += [

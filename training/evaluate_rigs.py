@@ -1,26 +1,28 @@
 """Retrieval on artist-made rigs nobody here designed (``../shared/data/rigs``), for evaluation only.
 
-    python -m training.evaluate_rigs [--rigs weboji_boy ...] [--per-expression 15] [--out docs/evaluation]
+    python -m training.evaluate_rigs [--rigs weboji_boy ...] [--per-expression 60] [--out docs/evaluation]
 
-For each rig, in headless Blender: import it, then build two libraries of the same poses (the documented
-mapping of ``deepexpr_blender.core.expression_keys``: each expression the rig covers at 0.5 / 0.75 / 1.0, plus
-its neutral):
+For each rig, in headless Blender, two libraries of the same poses:
 
-- ``previous``: the add-on's current "Build library from rig" (``deepexpr_blender/rig_library.py``), given the
-  poses the way its docs ask a user to (one keyed frame per pose on the mesh's shape keys, a pose marker named
-  after the pose);
-- ``face``: ``deepexpr_blender.rigs.builder`` (face-on thumbnails of the whole character, landmarks found on
-  the mesh, labels from the mapping). ``face+geo`` is the same library with each entry's geometric features
-  computed from its landmarks (what the backend would do if it filled them in), so the geometric re-sort runs.
+- ``addon``: the add-on's own "Build library from rig" path (``deepexpr_blender.poses.find_poses``, the pose
+  kinds' documented mapping, then ``deepexpr_blender.library_from_rig.build``: the functions the operator
+  calls): each expression the rig covers at 0.5 / 0.75 / 1.0, its neutral, face-on thumbnails, landmarks and
+  labels;
+- ``images``: the same poses rendered into a FERG-DB layout folder (``<rig>/<rig>_<expression>/*.png``, the
+  whole head at 320 px: framed wider than a library thumbnail) and built as an image-folder library, which
+  stores no landmarks and no intensity: the backend finds the face and landmarks on each image
+  (``backend.character_face``: dlib, else the head's box) and labels come from the folder names. The found
+  landmarks are compared with the exact ones the renders know (NME: mean error / inter-ocular distance).
 
-Queries: CK+ (``ckplus48``, every subject, contempt left out) and FER2013 test faces whose expression the rig's
-library has, at most ``--per-expression`` of each per set (seeded). Retrieval is the current backend's
-(``backend.retrieval.build_index`` + ``rank`` over the whole library, alpha 1, beta 0.1, the shipped
-networks). Reported per rig, set and library: mean ANR per expression (``training.metrics``), their mean, the
-chance level ((1 - N_rel/N)/2 averaged the same way) and top-1 accuracy. Results go to ``<out>/rigs.json`` and
+Queries: FER2013 test faces (at most ``--per-expression`` per expression) and the CK+ faces of the measuring
+half of the subjects (the other half chose the toon weights, ``training.rig_scoring``), of the expressions the
+rig has; CK+ pairs of the measuring half for the neutral calibration. Everything is scored by the served
+scorer: ``served`` is ``backend.retrieval.rank`` with the default ``RetrievalWeights`` (whole library,
+shortlist = all); the other rows are the same distances under other weights (the geometric re-sort measured on
+its own: ``served`` without geometry). ``previous`` is phase 1's measurement of the add-on's previous builder
+(``rigs_phase1.json``, frozen: that builder is gone). Results go to ``<out>/rigs.json`` and
 ``<out>/rigs_results.md``, with two pictures holding no data-set face (``rigs_thumbnails.png``: each rig's
-library; ``rigs_top5_sample_face.png``: the top-5 poses for the public-domain sample face); the libraries go
-to ``--work`` (ignored).
+library; ``rigs_top5.jpg``: top-5 for the public-domain sample face and for renders of another rig).
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from backend.geometry import FEATURE_NAMES, geometric_features
-from deepexpr_blender.core.vocabulary import DEFAULT_ALPHA, DEFAULT_BETA, LABELS
+from backend.scoring import RetrievalWeights
+from deepexpr_blender.core.vocabulary import LABELS
 
 from .config import add_dataclass_args, field, from_args, to_json
-from .data import SHARED_DATA, Item, crop_cache, list_ckplus, list_class_folders
-from .metrics import average_normalized_rank
+from .data import SHARED_DATA
+from .rig_scoring import evaluate, load_queries, metrics, parts, query_features, query_side, subject_half
 
 log = logging.getLogger(__name__)
 
@@ -51,31 +53,23 @@ RIG_FILES = {
     "weboji_boy": "weboji_boy.blend",
     "weboji_raccoon": "weboji_raccoon.blend",
 }
-VARIANTS = ("previous", "face", "face+geo")
-# Scoring variants reported on the rigs, with the weights training.rig_scoring chose on our toons.
-SCORING_VARIANTS = (
-    "served: js + 0.1 geo",
-    "features only (js)",
-    "geometry only",
-    "relative geometry only",
-    "declared label only",
-    "js + g*label + b*geo (chosen)",
-)
+LIBRARIES = ("addon", "images")
+QUERY_SETS = ("ckplus", "fer_test")
 
 
 @dataclass
 class RigEvalConfig:
     rigs: tuple[str, ...] = field(tuple(RIG_FILES), "rig folders under ../shared/data/rigs")
-    per_expression: int = field(15, "at most this many queries per expression and query set")
+    per_expression: int = field(60, "at most this many FER2013 test queries per expression")
     seed: int = field(0, "query sampling seed")
     out: str = field(os.path.join("docs", "evaluation"), "where rigs.json and rigs_results.md go")
     work: str = field(os.path.join("cache", "rigs"), "libraries and sheets (ignored by git)")
     rebuild: bool = field(False, "rebuild libraries that already exist")
-    alpha: float = field(DEFAULT_ALPHA, "JS weight")
-    beta: float = field(DEFAULT_BETA, "geometric weight")
+    image_size: int = field(320, "side of the image-folder renders")
+    image_margin: float = field(2.2, "image-folder renders: frame side / face region (library thumbnails: 1.5)")
+    phase1: str = field(os.path.join("docs", "evaluation", "rigs_phase1.json"), "the previous builder's numbers")
     scoring: str = field(
-        os.path.join("docs", "evaluation", "rig_scoring.json"),
-        "weights chosen on our toons by training.rig_scoring (skipped when absent)",
+        os.path.join("docs", "evaluation", "rig_scoring.json"), "the calibration chosen on our toons (rig_scoring)"
     )
 
 
@@ -92,193 +86,192 @@ def load_rig(name: str):
     return face, character.character_objects(face)
 
 
-def build_previous(face, poses: list, out: str) -> str:
-    """The previous pipeline: key each pose at its own frame with a pose marker, then rig_library's builder."""
-    import bpy
+def build_addon_library(name: str, out: str) -> dict:
+    """The add-on's Build library from rig, as its operator runs it (find the poses, build them)."""
+    from deepexpr_blender import poses
+    from deepexpr_blender.library_from_rig.build import build_from_rig
 
-    from deepexpr_blender import rig_library
-
-    key = face.data.shape_keys
-    blocks = key.key_blocks
-    own = [p for p in poses if set(p.values) <= {face.name}]  # it can only pose one mesh
-    used = sorted({k for p in own for k in p.values.get(face.name, {})})
-    if key.animation_data is not None:
-        key.animation_data.action = None
-    for i, p in enumerate(own):
-        vals = p.values.get(face.name, {})
-        for k in used:
-            blocks[k].value = vals.get(k, 0.0)
-            blocks[k].keyframe_insert("value", frame=i + 1)
-    action = key.animation_data.action
-    for i, p in enumerate(own):
-        m = action.pose_markers.new(p.name)
-        m.frame = i + 1
-    bpy.context.scene.frame_set(1)
-    found = rig_library.shape_key_poses(face)
-    rig_library.build_library(out, found, rig=face, name=os.path.basename(out))
-    # the previous builder labels poses from marker names: joy_050 -> joy, relaxed_050 -> None
-    return out
+    face, _ = load_rig(name)
+    t = time.time()
+    found = poses.find_poses(face)
+    info = build_from_rig(out, found, face, name=name, overwrite=True)
+    info["total_seconds"] = round(time.time() - t, 2)
+    info["poses"] = [p["name"] for p in found]
+    info["kinds"] = sorted({p["kind"] for p in found})
+    info["report"] = next((p.get("report") for p in found if p.get("report")), {})
+    return info
 
 
-def build_libraries(name: str, work: str, rebuild: bool) -> dict:
-    """Both libraries of one rig (kept when they exist); returns their paths and the build report."""
+def build_image_folder(name: str, work: str, size: int, margin: float) -> dict:
+    """The rig's poses rendered into a FERG-DB layout folder (images only) and the image-folder library built
+    from it by the add-on; the exact landmarks of each image are kept aside for measuring."""
+    from deepexpr_blender import poses
+    from deepexpr_blender.library_from_rig.build import build_image_library, landmark_roles
+    from deepexpr_blender.poses.image_swap import KIND as IMAGES
     from deepexpr_blender.rigs import builder
 
-    paths = {v: os.path.join(work, name, v) for v in ("previous", "face")}
-    report_path = os.path.join(work, name, "build.json")
-    if not rebuild and all(os.path.exists(os.path.join(p, "library.json")) for p in paths.values()):
+    face, _ = load_rig(name)
+    found = poses.find_poses(face)
+    renders = os.path.join(work, name, "renders")
+    cfg = builder.RigLibraryConfig(overwrite=True)
+    cfg.thumbnail.size, cfg.thumbnail.margin = size, margin
+    rig_poses = [
+        builder.RigPose(p["name"], p["pose"], p["label"], p.get("expression"), p.get("intensity"), p.get("source", ""))
+        for p in found
+    ]
+    builder.build_rig_library(face, renders, rig_poses, cfg, name=name, roles=landmark_roles(face, found))
+    data = json.load(open(os.path.join(renders, "library.json"), encoding="utf-8"))
+    folder = os.path.join(work, name, "ferg")
+    shutil.rmtree(folder, ignore_errors=True)
+    exact = {}
+    for e in data["entries"]:
+        expr = e["label"] or e["expression"] or "unlabelled"
+        d = os.path.join(folder, name, f"{name}_{expr}")
+        os.makedirs(d, exist_ok=True)
+        dst = os.path.join(d, e["id"] + ".png")
+        shutil.copyfile(os.path.join(renders, e["thumbnail"]), dst)
+        exact[os.path.relpath(dst, folder)] = e["landmarks"]
+    images = IMAGES.find_in_folder(folder)
+    out = os.path.join(work, name, "images")
+    shutil.rmtree(out, ignore_errors=True)
+    build_image_library(out, images, name=f"{name} (images)", size=size)
+    order = [os.path.relpath(p["pose"]["path"], folder) for p in images]
+    return {"folder": folder, "exact": [exact[o] for o in order], "entries": len(order)}
+
+
+def build_libraries(name: str, cfg: RigEvalConfig) -> dict:
+    """Both libraries of one rig (kept when they exist unless ``rebuild``); their paths and build reports."""
+    paths = {"addon": os.path.join(cfg.work, name, "addon"), "images": os.path.join(cfg.work, name, "images")}
+    report_path = os.path.join(cfg.work, name, "build.json")
+    if not cfg.rebuild and os.path.exists(report_path):
         with open(report_path, encoding="utf-8") as f:
             return json.load(f)
-    face, objs = load_rig(name)
-    poses, report = builder.rig_poses(objs)
-    t = time.time()
-    info = builder.build_rig_library(face, paths["face"], poses, builder.RigLibraryConfig(overwrite=True))
-    info["build_seconds"] = round(time.time() - t, 2)
-    face, objs = load_rig(name)
-    t = time.time()
-    shutil.rmtree(paths["previous"], ignore_errors=True)
-    build_previous(face, poses, paths["previous"])
-    out = {
-        "paths": paths,
-        "scheme": report.get("scheme"),
-        "coverage": report.get("coverage"),
-        "missing": report.get("missing"),
-        "poses": [p.name for p in poses],
-        "face": info,
-        "previous_seconds": round(time.time() - t, 2),
-    }
+    out = {"paths": paths, "addon": build_addon_library(name, paths["addon"])}
+    out["images"] = build_image_folder(name, cfg.work, cfg.image_size, cfg.image_margin)
     with open(report_path, "w", encoding="utf-8") as f:
         json.dump(out, f, indent=1)
     return out
 
 
-def add_geometry(src: str, dst: str) -> str:
-    """A copy of library ``src`` whose entries carry geometric features computed from their landmarks."""
-    from deepexpr_blender.core import library_format as fmt
-
-    shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(src, dst)
-    data = fmt.load(dst)
-    for e in data["entries"]:
-        if e.get("landmarks") is not None:
-            e["geometry"] = [round(float(v), 5) for v in geometric_features(np.asarray(e["landmarks"]))]
-    fmt.write(dst, data["name"], data["source"] + " + geometry", data["entries"], list(FEATURE_NAMES))
-    return dst
-
-
-# ------------------------------------------------------------------------------------------ queries
-def query_sets(per_expression: int, seed: int, labels: set[str]) -> dict[str, dict]:
-    """{"ckplus": ..., "fer_test": ...}: aligned crops, labels (canonical indices), geometry, paths."""
-    sets = {
-        "ckplus": list_ckplus(os.path.join(SHARED_DATA, "ckplus48")),
-        "fer_test": list_class_folders(os.path.join(SHARED_DATA, "fer2013", "test")),
-    }
-    out = {}
-    for name, items in sets.items():
-        rng = np.random.default_rng(seed)
-        picked: list[Item] = []
-        for k, lab in enumerate(LABELS):
-            if lab not in labels:
-                continue
-            pool = [it for it in items if it.label == k]
-            if pool:
-                idx = rng.choice(len(pool), size=min(per_expression, len(pool)), replace=False)
-                picked += [pool[i] for i in sorted(idx)]
-        data = crop_cache(picked, 48, workers=1, tag=f"rigs-{name}")
-        data["path"] = np.array([it.path for it in picked])
-        out[name] = data
-    return out
-
-
 # ------------------------------------------------------------------------------------------ retrieval
-def rank_all(engine, lib_root: str, queries: dict, alpha: float, beta: float) -> np.ndarray:
-    """(Q, N) position of every library entry in each query's ranking (0 = first), by the backend's rank()."""
+def served_positions(engine, lib_root: str, qf: dict) -> np.ndarray:
+    """(Q, N) position of every entry in each query's ranking by the served ``backend.retrieval.rank``."""
     from backend.library import load_library
-    from backend.retrieval import build_index, human_geometry_stats, rank, to_distribution
+    from backend.retrieval import rank
+    from backend.scoring import Features
 
-    lib = load_library(lib_root)
-    index = build_index(engine, lib)
-    n = len(lib.entries)
-    emb = engine.embed_crops(list(queries["x"]), engine.retrieval_model)
-    mean, std = human_geometry_stats()
-    qgeo = (queries["geo"].astype(np.float64) - mean) / np.maximum(std, 1e-6)
-    pos = np.empty((len(emb), n), dtype=np.int64)
-    ids = {e["id"]: i for i, e in enumerate(lib.entries)}
-    for q, (d, g) in enumerate(zip(to_distribution(emb), qgeo)):
-        order = rank(index, d, g, top_k=n, alpha=alpha, beta=beta, shortlist=n)
+    index = engine.retriever.index(load_library(lib_root))
+    n = len(index.library.entries)
+    ids = {e["id"]: i for i, e in enumerate(index.library.entries)}
+    query = query_side(qf)
+    pos = np.empty((len(qf["y"]), n), dtype=np.float64)
+    for q in range(len(qf["y"])):
+        one = Features(query.dist[q : q + 1], query.geometry[q : q + 1], query.classes[q : q + 1])
+        order = rank(index, one, top_k=n, weights=RetrievalWeights(), shortlist=n)
         pos[q, [ids[c["id"]] for c in order]] = np.arange(n)
     return pos
 
 
-def summarise(pos: np.ndarray, q_labels: np.ndarray, e_labels: list[str | None]) -> dict:
-    """Per-expression ANR, chance and top-1 (canonical label names), and their means over expressions."""
-    lab = np.array([LABELS.index(x) if x in LABELS else -1 for x in e_labels])
-    rel = q_labels[:, None] == lab[None]
-    anr = average_normalized_rank(pos.astype(np.float64), rel)
-    n = rel.shape[1]
-    chance = (1 - rel.sum(1) / n) / 2
-    top1 = lab[np.argmin(pos, axis=1)] == q_labels
-    out: dict = {"anr": {}, "chance": {}, "top1": {}, "n": {}}
-    for k, name in enumerate(LABELS):
-        m = q_labels == k
-        if m.any():
-            out["anr"][name] = float(np.nanmean(anr[m]))
-            out["chance"][name] = float(chance[m].mean())
-            out["top1"][name] = float(top1[m].mean())
-            out["n"][name] = int(m.sum())
-    for key in ("anr", "chance", "top1"):
-        out[f"mean_{key}"] = float(np.mean(list(out[key].values()))) if out[key] else float("nan")
-    out["top1_micro"] = float(top1.mean())
-    return out
+def variants(calibration: dict) -> dict[str, RetrievalWeights]:
+    d = RetrievalWeights()
+    return {
+        "served": d,
+        "served without geometry": RetrievalWeights(alpha=d.alpha, beta=0.0, gamma=d.gamma),
+        "paper: js + 0.1 geo": RetrievalWeights(alpha=1.0, beta=0.1, gamma=0.0),
+        "features only": RetrievalWeights(alpha=1.0, beta=0.0, gamma=0.0),
+        "geometry only": RetrievalWeights(alpha=0.0, beta=1.0, gamma=0.0),
+        "declared label only": RetrievalWeights(alpha=0.0, beta=0.0, gamma=1.0),
+    }
 
 
-def top_label_counts(pos: np.ndarray, lib_entries: list[dict]) -> dict[str, int]:
-    """How often each entry is the top hit (the issue's "one pose wins every query" symptom)."""
-    top = np.argmin(pos, axis=1)
-    ids, counts = np.unique(top, return_counts=True)
-    return {lib_entries[i]["id"]: int(c) for i, c in sorted(zip(ids, counts), key=lambda t: -t[1])[:3]}
+def landmark_error(engine, lib_root: str, exact: list, size: int) -> dict:
+    """NME (mean point error / inter-ocular distance) of the landmarks the backend found on an image-folder
+    library's thumbnails, against the exact ones; and how they were found."""
+    import cv2
+
+    from backend.landmarks import SEMANTIC_NAMES
+    from backend.library import load_library
+    from backend.retrieval import library_embeddings
+
+    lib = load_library(lib_root)
+    _, sem, how, _ = library_embeddings(engine, lib)
+    errs = []
+    for i, ex in enumerate(exact):
+        if ex is None or np.isnan(sem[i]).any():
+            continue
+        h, w = cv2.imread(lib.thumbnail(i)).shape[:2]
+        e = np.asarray(ex, dtype=np.float64) * max(h, w) / float(size)  # the thumbnail is the image, resized
+        li = [SEMANTIC_NAMES.index(n) for n in ("l_eye_outer", "l_eye_inner")]
+        ri = [SEMANTIC_NAMES.index(n) for n in ("r_eye_outer", "r_eye_inner")]
+        iod = np.linalg.norm(e[li].mean(0) - e[ri].mean(0))
+        errs.append(float(np.linalg.norm(sem[i] - e, axis=1).mean() / max(iod, 1e-6)))
+    counts = {h: int(sum(x == h for x in how)) for h in sorted(set(how))}
+    return {"nme_mean": float(np.mean(errs)) if errs else None, "nme_median": float(np.median(errs)) if errs else None,
+            "measured": len(errs), "found_by": counts}  # fmt: skip
 
 
-def evaluate(cfg: RigEvalConfig) -> dict:
-    from backend.engine import Engine, EngineConfig
+def evaluate_rig(engine, name: str, b: dict, qf_all: dict, cal: dict, size: int) -> dict:
     from backend.library import load_library
 
-    t0 = time.time()
-    builds = {name: build_libraries(name, cfg.work, cfg.rebuild) for name in cfg.rigs}
-    engine = Engine(EngineConfig(device="cpu"))
-    results: dict = {"config": asdict(cfg), "rigs": {}}
-    chosen = {}
-    if cfg.scoring and os.path.exists(cfg.scoring):
-        with open(cfg.scoring, encoding="utf-8") as f:
-            chosen = {k: tuple(v) for k, v in json.load(f)["chosen_all"].items() if k in SCORING_VARIANTS}
-        results["scoring_weights"] = chosen
-    for name, b in builds.items():
-        paths = dict(b["paths"])
-        paths["face+geo"] = add_geometry(paths["face"], os.path.join(cfg.work, name, "face+geo"))
-        labels = {e["label"] for e in load_library(paths["face"]).entries if e["label"]}
-        qs = query_sets(cfg.per_expression, cfg.seed, labels)
-        rig_res: dict = {"build": b, "labels": sorted(labels), "variants": {}}
-        for variant in VARIANTS:
-            lib = load_library(paths[variant])
-            e_labels = [e.get("label") for e in lib.entries]
-            rig_res["variants"][variant] = {}
-            for qname, q in qs.items():
-                pos = rank_all(engine, paths[variant], q, cfg.alpha, cfg.beta)
-                s = summarise(pos, q["y"], e_labels)
-                s["top_hits"] = top_label_counts(pos, lib.entries)
-                s["entries"] = len(lib.entries)
-                s["with_landmarks"] = sum(e.get("landmarks") is not None for e in lib.entries)
-                rig_res["variants"][variant][qname] = s
-                log.info("%s %s %s: ANR %.3f (chance %.3f) top-1 %.3f", name, variant, qname, s["mean_anr"],
-                         s["mean_chance"], s["mean_top1"])  # fmt: skip
-        if chosen:
-            from .rig_scoring import metrics, parts, score
+    res: dict = {"build": {**b, "images": {k: v for k, v in b["images"].items() if k != "exact"}}, "libraries": {}}
+    labels = {e["label"] for e in load_library(b["paths"]["addon"]).entries if e["label"]}
+    res["labels"] = sorted(labels)
+    keep_y = np.array([LABELS.index(x) for x in labels])
+    for lib_name, path in b["paths"].items():
+        res["libraries"][lib_name] = {}
+        for qn in QUERY_SETS:
+            qf = qf_all[qn]
+            mask = np.isin(qf["y"], keep_y)
+            if qn == "ckplus":
+                mask &= ~subject_half(qf["subject"])
+            p = parts(engine, path, qf)
+            out = {v: evaluate(p, w, mask) for v, w in variants(cal).items()}
+            pos = served_positions(engine, path, {k: qf[k][mask] for k in ("dist", "geo", "probs", "y")})
+            ranked = metrics({**p, "y": p["y"][mask]}, pos)
+            assert abs(ranked["anr"] - out["served"]["anr"]) < 1e-6, (ranked["anr"], out["served"]["anr"])
+            out["served"]["top_hits"] = _top_hits(pos, p["index"].library.entries)
+            res["libraries"][lib_name][qn] = out
+            log.info("%s %s %s: served ANR %.3f top-1 %.3f (chance %.3f)", name, lib_name, qn,
+                     out["served"]["anr"], out["served"]["top1"], out["served"]["chance"])  # fmt: skip
+        if "ckplus_pairs" in qf_all:
+            qf = qf_all["ckplus_pairs"]
+            mask = np.isin(qf["y"], keep_y) & ~subject_half(qf["subject"])
+            d = RetrievalWeights()
+            with_cal = RetrievalWeights(
+                alpha=d.alpha, beta=d.beta, gamma=d.gamma, delta=cal["delta"], calibration=cal["calibration"]
+            )
+            res["libraries"][lib_name]["ckplus_pairs"] = {
+                "without calibration": evaluate(parts(engine, path, qf), d, mask),
+                "with calibration": evaluate(parts(engine, path, qf, cal["calibration"], neutral=True), with_cal, mask),
+            }
+    res["landmarks_images"] = landmark_error(engine, b["paths"]["images"], b["images"]["exact"], size)
+    return res
 
-            rig_res["scoring"] = {}
-            for qname, q in qs.items():
-                p = parts(engine, paths["face+geo"], q)
-                rig_res["scoring"][qname] = {v: metrics(p, score(p, *w)) for v, w in chosen.items()}
-        results["rigs"][name] = rig_res
+
+def _top_hits(pos: np.ndarray, entries: list[dict]) -> dict[str, int]:
+    """How often each entry is the top hit (the issue's "one pose wins every query" symptom)."""
+    ids, counts = np.unique(np.argmin(pos, axis=1), return_counts=True)
+    return {entries[i]["id"]: int(c) for i, c in sorted(zip(ids, counts), key=lambda t: -t[1])[:3]}
+
+
+def run(cfg: RigEvalConfig) -> dict:
+    from backend.engine import Engine, EngineConfig
+
+    t0 = time.time()
+    builds = {name: build_libraries(name, cfg) for name in cfg.rigs}
+    engine = Engine(EngineConfig(device="cpu"))
+    queries = load_queries(cfg.per_expression, cfg.seed, ("fer_test", "ckplus", "ckplus_pairs"))
+    qf = {n: query_features(engine, q) for n, q in queries.items()}
+    cal = {"delta": 0.0, "calibration": 0.0}
+    if os.path.exists(cfg.scoring):
+        with open(cfg.scoring, encoding="utf-8") as f:
+            cal = json.load(f)["calibration"]["chosen"]
+    results: dict = {"config": asdict(cfg), "weights": asdict(RetrievalWeights()), "calibration": cal, "rigs": {}}
+    for name, b in builds.items():
+        results["rigs"][name] = evaluate_rig(engine, name, b, qf, cal, cfg.image_size)
+    if os.path.exists(cfg.phase1):
+        with open(cfg.phase1, encoding="utf-8") as f:
+            results["phase1"] = {n: r["variants"]["previous"] for n, r in json.load(f)["rigs"].items()}
     results["seconds"] = round(time.time() - t0, 1)
     return results
 
@@ -288,72 +281,112 @@ def write_report(res: dict, out: str) -> None:
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "rigs.json"), "w", encoding="utf-8") as f:
         json.dump(res, f, indent=1)
+    w = res["weights"]
+    prev = res.get("phase1", {})
     lines = [
         "# Retrieval on external rigs: results",
         "",
-        "Generated by `python -m training.evaluate_rigs` (see [rigs.md](rigs.md) for the rigs, the mapping and "
-        "what the libraries are). ANR: 0 is perfect; chance = (1 - N_rel/N)/2 per query. Means are over the "
-        "expressions present (macro). `previous` = the add-on's current Build library from rig; `face` = the new "
-        "face-on builder (landmarks, no geometry: the current backend ignores landmarks for the geometric term); "
-        "`face+geo` = the same with geometric features from the landmarks.",
+        "Generated by `python -m training.evaluate_rigs` (see [rigs.md](rigs.md) for the rigs, the mapping and what "
+        "the libraries are). ANR: 0 is perfect; chance = (1 - N_rel/N)/2 per query. Means are over the expressions "
+        "present (macro). `addon` = the add-on's Build library from rig; `images` = the same poses as a rendered "
+        "FERG-layout image folder (landmarks found by the backend, labels from folder names). `served` = the "
+        f"served default weights (alpha {w['alpha']}, beta {w['beta']}, gamma {w['gamma']}). `previous` = the "
+        "previous add-on builder (phase 1, 15 queries per expression, all CK+ subjects). CK+: the measuring half of "
+        "the subjects.",
         "",
-        "| rig | queries | library | entries | mean ANR | chance | top-1 | most frequent top hit |",
-        "|---|---|---|---:|---:|---:|---:|---|",
+        "## Summary (served weights): mean ANR / top-1",
+        "",
+        "| rig | queries | chance | previous | addon | images | addon: done? |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
     for name, r in res["rigs"].items():
-        for variant, per_set in r["variants"].items():
-            for qname, s in per_set.items():
-                hit, cnt = next(iter(s["top_hits"].items()))
-                nq = sum(s["n"].values())
+        for qn in QUERY_SETS:
+            a = r["libraries"]["addon"][qn]["served"]
+            im = r["libraries"]["images"][qn]["served"]
+            p = prev.get(name, {}).get(qn)
+            pc = f"{p['mean_anr']:.3f} / {p['mean_top1']:.2f}" if p else "–"
+            ok = (
+                ("ANR ok" if a["anr"] <= 0.20 else "ANR **no**")
+                + ", "
+                + ("top-1 ok" if a["top1"] >= 0.60 else "top-1 **no**")
+            )
+            lines.append(
+                f"| {name} | {qn} ({sum(a['n'].values())}) | {a['chance']:.3f} | {pc} | {a['anr']:.3f} / "
+                f"{a['top1']:.2f} | {im['anr']:.3f} / {im['top1']:.2f} | {ok} |"
+            )
+    names = list(next(iter(res["rigs"].values()))["libraries"]["addon"]["ckplus"])
+    lines += [
+        "",
+        "## Score parts (addon libraries): mean ANR / top-1",
+        "",
+        "The geometric re-sort on its own: `served` against `served without geometry`.",
+        "",
+        "| rig | queries | " + " | ".join(names) + " |",
+        "|---|---|" + "---:|" * len(names),
+    ]
+    for name, r in res["rigs"].items():
+        for qn in QUERY_SETS:
+            per = r["libraries"]["addon"][qn]
+            lines.append(
+                f"| {name} | {qn} | " + " | ".join(f"{per[v]['anr']:.3f} / {per[v]['top1']:.2f}" for v in names) + " |"
+            )
+    cal = res["calibration"]
+    lines += [
+        "",
+        f"## Neutral calibration (CK+ pairs, measuring half; delta {cal['delta']}, calibration {cal['calibration']} "
+        "chosen on our toons)",
+        "",
+        "| rig | library | without: ANR / top-1 | with the subject's own neutral: ANR / top-1 |",
+        "|---|---|---:|---:|",
+    ]
+    for name, r in res["rigs"].items():
+        for lib in LIBRARIES:
+            c = r["libraries"][lib].get("ckplus_pairs")
+            if c:
+                a, b = c["without calibration"], c["with calibration"]
                 lines.append(
-                    f"| {name} | {qname} ({nq}) | {variant} | {s['entries']} | {s['mean_anr']:.3f} | "
-                    f"{s['mean_chance']:.3f} | {s['mean_top1']:.3f} | {hit} ({cnt}/{nq}) |"
+                    f"| {name} | {lib} | {a['anr']:.3f} / {a['top1']:.2f} | {b['anr']:.3f} / {b['top1']:.2f} |"
                 )
-    lines += ["", "## Per expression (ANR / top-1)", ""]
+    lines += [
+        "",
+        "## Landmarks found on the image-folder renders (against the exact ones)",
+        "",
+        "| rig | images | found by | NME mean | NME median |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for name, r in res["rigs"].items():
+        lm = r["landmarks_images"]
+        fmt_ = lambda v: f"{v:.3f}" if v is not None else "–"  # noqa: E731
+        lines.append(
+            f"| {name} | {lm['measured']} | {lm['found_by']} | {fmt_(lm['nme_mean'])} | {fmt_(lm['nme_median'])} |"
+        )
+    lines += ["", "## Per expression (served weights): ANR / top-1, chance", ""]
     for name, r in res["rigs"].items():
         exprs = [lab for lab in LABELS if lab in r["labels"]]
-        lines += [
-            f"### {name}",
-            "",
-            "| queries | library | " + " | ".join(exprs) + " | mean |",
-            "|---|---|" + "---:|" * (len(exprs) + 1),
-        ]
-        for variant, per_set in r["variants"].items():
-            for qname, s in per_set.items():
-                cells = [
-                    f"{s['anr'][e]:.2f} / {s['top1'][e]:.2f}" if e in s["anr"] else "–" for e in exprs
-                ]  # fmt: skip
+        lines += [f"### {name}", "", "| queries | library | " + " | ".join(exprs) + " | mean |",
+                  "|---|---|" + "---:|" * (len(exprs) + 1)]  # fmt: skip
+        for qn in QUERY_SETS:
+            p = prev.get(name, {}).get(qn)
+            if p:
+                cells = [f"{p['anr'][e]:.2f} / {p['top1'][e]:.2f}" if e in p["anr"] else "–" for e in exprs]
                 lines.append(
-                    f"| {qname} | {variant} | " + " | ".join(cells) + f" | {s['mean_anr']:.3f} / {s['mean_top1']:.3f} |"
+                    f"| {qn} | previous | " + " | ".join(cells) + f" | {p['mean_anr']:.3f} / {p['mean_top1']:.2f} |"
                 )
-        s0 = next(iter(r["variants"]["face"].values()))
-        lines += ["", "chance: " + ", ".join(f"{e} {s0['chance'][e]:.2f}" for e in exprs if e in s0["chance"]), ""]
-    if res.get("scoring_weights"):
-        lines += [
-            "## Scoring variants on the `face+geo` libraries",
-            "",
-            "Weights frozen from `training.rig_scoring` (chosen on our toons, leave one toon out; see "
-            "[rig_scoring.md](rig_scoring.md)); nothing here was chosen on these rigs. Mean ANR / top-1.",
-            "",
-            "| rig | queries | " + " | ".join(res["scoring_weights"]) + " |",
-            "|---|---|" + "---:|" * len(res["scoring_weights"]),
-        ]
-        for name, r in res["rigs"].items():
-            for qname, per in r.get("scoring", {}).items():
-                cells = [f"{per[v]['anr']:.3f} / {per[v]['top1']:.3f}" for v in res["scoring_weights"]]
-                lines.append(f"| {name} | {qname} | " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            "Weights: "
-            + "; ".join(f"{k}: a={w[0]} g={w[1]} b={w[2]} {w[3]}" for k, w in res["scoring_weights"].items()),
-            "",
-        ]
+            for lib in LIBRARIES:
+                s = r["libraries"][lib][qn]["served"]
+                per = s["per_expression"]
+                cells = [f"{per[e][0]:.2f} / {per[e][1]:.2f}" if e in per else "–" for e in exprs]
+                lines.append(f"| {qn} | {lib} | " + " | ".join(cells) + f" | {s['anr']:.3f} / {s['top1']:.2f} |")
+            s = r["libraries"]["addon"][qn]["served"]
+            cells = [f"{s['chance_per_expression'][e]:.2f} (n={s['n'][e]})" if e in s["n"] else "–" for e in exprs]
+            lines.append(f"| {qn} | chance | " + " | ".join(cells) + f" | {s['chance']:.3f} |")
+        lines.append("")
     lines += [f"Run time: {res['seconds']} s (2-core CPU, shared)."]
     with open(os.path.join(out, "rigs_results.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 
 
-def _tile(path: str, tile: int, text: str = "", points=None, scale: float = 1.0) -> np.ndarray:
+def _tile(path: str, tile: int, text: str = "", points=None) -> np.ndarray:
     import cv2
 
     img = cv2.imread(path)
@@ -362,41 +395,51 @@ def _tile(path: str, tile: int, text: str = "", points=None, scale: float = 1.0)
             cv2.circle(img, (int(round(x)), int(round(y))), 2, (40, 40, 230), -1)
     img = cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA)
     if text:
-        cv2.putText(img, text, (4, tile - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (20, 20, 20), 1, cv2.LINE_AA)
+        cv2.putText(img, text, (4, tile - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (20, 20, 20), 1, cv2.LINE_AA)
     return img
 
 
-def write_sheets(work: str, rigs: tuple[str, ...], out: str, sample_face: str, tile: int = 128) -> list[str]:
+def write_sheets(work: str, rigs: tuple[str, ...], out: str, sample_face: str, tile: int = 96) -> list[str]:
     """Two pictures with no data-set face in them: every rig's library (neutral and each expression at full
-    intensity, landmarks drawn), and the top-5 poses of each rig for the public-domain sample face."""
+    intensity, landmarks drawn), and the top-5 of each rig for the public-domain sample face and for renders
+    of another rig (its joy and surprise at full intensity)."""
     import cv2
 
     from backend.engine import Engine, EngineConfig
 
     rows = []
     for name in rigs:
-        data = json.load(open(os.path.join(work, name, "face", "library.json"), encoding="utf-8"))
-        picked = [e for e in data["entries"] if e["intensity"] in (0.0, 1.0)]
-        row = [
-            _tile(os.path.join(work, name, "face", e["thumbnail"]), tile, e["expression"], e["landmarks"])
-            for e in picked
-        ]
+        root = os.path.join(work, name, "addon")
+        data = json.load(open(os.path.join(root, "library.json"), encoding="utf-8"))
+        picked = [e for e in data["entries"] if e["intensity"] in (0.0, 1.0) and e["label"]]
+        row = [_tile(os.path.join(root, e["thumbnail"]), tile, e["expression"], e["landmarks"]) for e in picked]
         row += [np.full((tile, tile, 3), 255, np.uint8)] * (7 - len(row))
         rows.append(np.hstack(row))
     paths = [os.path.join(out, "rigs_thumbnails.png")]
     cv2.imwrite(paths[0], np.vstack(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     engine = Engine(EngineConfig(device="cpu"))
-    fa = engine.analyze(sample_face)
-    query = cv2.cvtColor(cv2.resize(fa.aligned(tile).crop, (tile, tile)), cv2.COLOR_GRAY2BGR)
     rows = []
-    for name in rigs:
-        res = engine.retriever.retrieve(sample_face, os.path.join(work, name, "face+geo"), top_k=5)
-        row = [query] + [
-            _tile(c["thumbnail"], tile, f"{c['rank']}. {c['id'].split('-', 1)[1]}") for c in res["candidates"]
-        ]
-        rows.append(np.hstack(row))
-    paths.append(os.path.join(out, "rigs_top5_sample_face.png"))
-    cv2.imwrite(paths[1], np.vstack(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    for k, name in enumerate(rigs):
+        other = rigs[(k + 1) % len(rigs)] if not name.startswith("valid") else rigs[0]
+        data = json.load(open(os.path.join(work, other, "addon", "library.json"), encoding="utf-8"))
+        queries = [(sample_face, None, "sample face")]
+        for lab in ("joy", "surprise"):
+            e = next((e for e in data["entries"] if e["label"] == lab and e["intensity"] == 1.0), None)
+            if e is not None:
+                thumb = os.path.join(work, other, "addon", e["thumbnail"])
+                queries.append((thumb, e["face_box"], f"{other[:10]} {lab}"))
+        for img, box, text in queries:
+            try:
+                res = engine.retriever.retrieve(img, os.path.join(work, name, "addon"), top_k=5,
+                                                box=None if box is None else [round(v) for v in box])  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - a sheet row, not a result: say why and go on
+                log.warning("%s on %s: %s", text, name, exc)
+                continue
+            row = [_tile(img, tile, text)]
+            row += [_tile(c["thumbnail"], tile, f"{c['rank']}. {c['id'].split('-', 1)[1]}") for c in res["candidates"]]
+            rows.append(np.hstack(row))
+    paths.append(os.path.join(out, "rigs_top5.jpg"))
+    cv2.imwrite(paths[1], np.vstack(rows), [cv2.IMWRITE_JPEG_QUALITY, 85])
     return paths
 
 
@@ -404,14 +447,16 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataclass_args(ap, RigEvalConfig)
     ap.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    ap.add_argument("--sheets-only", action="store_true", help="only redraw the two pictures")
     args = ap.parse_args(argv)
     cfg = from_args(RigEvalConfig, args)
     if args.dry_run:
         print(to_json(cfg))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    res = evaluate(cfg)
-    write_report(res, cfg.out)
+    if not args.sheets_only:
+        res = run(cfg)
+        write_report(res, cfg.out)
     import tempfile
 
     import cv2
@@ -420,8 +465,6 @@ def main(argv: list[str] | None = None) -> None:
     sample = os.path.join(tempfile.mkdtemp(), "astronaut.png")  # public domain (NASA), scikit-image
     cv2.imwrite(sample, cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
     write_sheets(cfg.work, cfg.rigs, cfg.out, sample)
-    print(json.dumps({n: {v: {q: round(s["mean_anr"], 3) for q, s in d.items()} for v, d in r["variants"].items()}
-                      for n, r in res["rigs"].items()}))  # fmt: skip
 
 
 if __name__ == "__main__":

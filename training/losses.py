@@ -16,8 +16,11 @@ from torch import nn
 from backend.gan import contrastive_loss, gradient_penalty
 
 
-def classification_loss(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float) -> torch.Tensor:
-    return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+def classification_loss(
+    logits: torch.Tensor, y: torch.Tensor, label_smoothing: float, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Label-smoothed cross-entropy, optionally with per-class weights (class-balanced loss)."""
+    return F.cross_entropy(logits, y, weight=weight, label_smoothing=label_smoothing)
 
 
 def critic_loss(

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from ..rpc import MethodRegistry
-from . import capture, perception, retrieval, sequence
+from . import capture, live, perception, retrieval, sequence
 
-ROOMS = (perception, retrieval, sequence, capture)
+ROOMS = (perception, retrieval, sequence, capture, live)
 
 
 def registry() -> MethodRegistry:

@@ -3,9 +3,11 @@ INVALID_PARAMS naming the param. Handlers read their params only through these."
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from ..errors import invalid_params
+from ..scoring import RetrievalWeights
 
 
 def string(params: dict, key: str, required: bool = True) -> str | None:
@@ -26,6 +28,14 @@ def box(params: dict) -> list[float] | None:
     if not isinstance(b, list) or len(b) != 4 or not all(_is_number(v) for v in b):
         raise invalid_params("param 'box' must be [left, top, right, bottom] in pixels")
     return b
+
+
+def obj(params: dict, key: str) -> dict | None:
+    """A JSON object; ``None`` when absent (its fields are checked by whoever reads them)."""
+    v = params.get(key)
+    if v is not None and not isinstance(v, dict):
+        raise invalid_params(f"param {key!r} must be an object")
+    return v
 
 
 def weight(params: dict, key: str, default: float) -> float:
@@ -61,3 +71,12 @@ def choice(params: dict, key: str, default: str, options: tuple[str, ...] | list
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def retrieval_weights(params: dict) -> RetrievalWeights:
+    """Every ``RetrievalWeights`` field is a param of the same name (alpha, beta, gamma, delta, calibration)."""
+    d = RetrievalWeights()
+    w = RetrievalWeights(**{f.name: weight(params, f.name, getattr(d, f.name)) for f in fields(RetrievalWeights)})
+    if w.calibration > 1:
+        raise invalid_params("param 'calibration' must be in 0..1")
+    return w

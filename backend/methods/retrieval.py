@@ -6,25 +6,22 @@ from deepexpr_blender.core.vocabulary import DEFAULT_TOP_K
 
 from ..capture import open_video
 from ..errors import DeepExprError, invalid_params
-from ..imageio import from_array
 from ..library import builtin_library, load_library
+from ..retrieval import neutral_reference
 from ..rpc import Handler, RequestContext
-from ..scoring import RetrievalWeights
 from . import params as p
 from .perception import MAX_BATCH
 
 
-def _weights(params: dict) -> RetrievalWeights:
-    d = RetrievalWeights()
-    return RetrievalWeights(alpha=p.weight(params, "alpha", d.alpha), beta=p.weight(params, "beta", d.beta))
-
-
 def retrieve(params: dict, ctx: RequestContext) -> dict:
     library = p.string(params, "library", required=False) or builtin_library()
-    weights = _weights(params)
+    weights = p.retrieval_weights(params)
     image = p.string(params, "image")
     top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, 1000)
-    res = ctx.engine.retriever.retrieve(image, library, top_k=top_k, weights=weights, box=p.box(params))
+    neutral = neutral_reference(p.obj(params, "neutral"))
+    res = ctx.engine.retriever.retrieve(
+        image, library, top_k=top_k, weights=weights, box=p.box(params), neutral=neutral
+    )
     sheet = p.string(params, "sheet", required=False)
     if sheet:
         from ..sheet import retrieval_sheet
@@ -41,7 +38,8 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
     lib = load_library(p.string(params, "library", required=False) or builtin_library())
     top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, 100)
     step = p.integer(params, "frame_step", 1, 1, 1000)
-    weights = _weights(params)
+    weights = p.retrieval_weights(params)
+    neutral = neutral_reference(p.obj(params, "neutral"))
     images, video = params.get("images"), params.get("video")
     if (images is None) == (video is None):
         raise invalid_params("give either 'images' (a list of paths) or 'video' (a path)")
@@ -54,7 +52,7 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
         ctx.check_cancelled(partial=summary())
         item = {"index": index, "step": step}
         try:
-            res = ctx.engine.retriever.retrieve(image, lib, top_k=top_k, weights=weights)
+            res = ctx.engine.retriever.retrieve(image, lib, top_k=top_k, weights=weights, neutral=neutral)
             item.update(ok=True, label=res["label"], candidates=[[c["id"], c["score"]] for c in res["candidates"]])
         except DeepExprError as exc:
             item.update(ok=False, error=exc.name, message=exc.message)
@@ -68,10 +66,21 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
             one(k, path, path, len(sampled))
         return summary()
     video = p.string(params, "video")
+    # Videos go frame by frame through the tracker (detection every few frames, optical flow between) and the
+    # networks in batches: backend/live.py, shared with the live mirror.
+    from ..live import FrameAnalyzer, result_item
+    from .live import neutral_param, tracker_config
+
+    analyzer = FrameAnalyzer(ctx.engine, lib, top_k, weights, tracker_config(params), neutral_param(params))
     with open_video(video) as v:
         total = (v.frame_count + step - 1) // step if v.frame_count else 0
-        for k, rgb in v.frames(step):  # frames go to the engine in memory: nothing is written to disk
-            one(k // step, from_array(rgb), f"{video}#{k}", max(total, done[0] + 1))
+        for k, r in analyzer.analyze_stream(v.frames(step)):  # decoded in memory: nothing is written to disk
+            ctx.check_cancelled(partial=summary())
+            item = {"index": k // step, "step": step, **result_item(r, points=False)}
+            if not r.ok:
+                no_face.append(k // step)
+            done[0] += 1
+            ctx.progress(done[0], max(total, done[0]), f"{video}#{k}", item=item, library=lib.root)
     return summary()
 
 

@@ -17,6 +17,7 @@ from .. import compat, jobs, paths, poses, sequencer, status
 from ..core.smoothing import smooth
 from ..core.vocabulary import IMAGE_EXTS
 from ..errors import KeyingError, PoseError, WorkflowError
+from ..props import retrieval_params
 from ..session import connection
 
 
@@ -179,8 +180,7 @@ def start_batch(scene, from_strip: bool = False) -> BatchJob:
         src = bpy.path.abspath(props.batch_input)
         if not src or not os.path.exists(src):
             raise WorkflowError("Choose a video file or a folder of images as the batch Input (Batch panel)")
-    params: dict = {"frame_step": props.batch_step, "top_k": max(props.top_k, 5), "alpha": props.alpha}
-    params["beta"] = props.beta
+    params: dict = {"frame_step": props.batch_step, "top_k": max(props.top_k, 5), **retrieval_params(props)}
     if os.path.isdir(src):
         files = sorted(f for f in os.listdir(src) if f.lower().endswith(IMAGE_EXTS))
         if not files:

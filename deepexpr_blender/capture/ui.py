@@ -6,6 +6,7 @@ import bpy
 
 from ..previews import icon
 from ..sidebar import SequencerSubPanel, View3DSubPanel
+from .neutral import draw_neutral
 
 
 def draw_capture(layout, props) -> None:
@@ -18,6 +19,7 @@ def draw_capture(layout, props) -> None:
     else:
         col.label(text="Active movie strip, frame under the playhead")
     layout.operator("deepexpr.capture", icon="OUTLINER_OB_CAMERA")
+    draw_neutral(layout, props)
     if props.preview_path:
         layout.template_icon(icon_value=icon(props.preview_path), scale=6)
     if props.expression:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import bpy
 
@@ -50,8 +51,9 @@ def _clear_face(props) -> None:
     props.candidates.clear()
 
 
-def capture(scene) -> CaptureJob:
-    """Grab the source image, then find its face, landmarks and expression (all asynchronous)."""
+def capture(scene, on_image: Callable[[str, CaptureJob], None] | None = None) -> CaptureJob:
+    """Grab the source image, then find its face, landmarks and expression (all asynchronous); or, with
+    ``on_image``, hand the grabbed image's path and the job to it instead (Capture my neutral)."""
     props = scene.deepexpr
     if props.source == "IMAGE":
         image = bpy.path.abspath(props.image_path)
@@ -67,7 +69,8 @@ def capture(scene) -> CaptureJob:
         params = {"source": props.webcam_index}
     client = connection.require_backend()
     out_dir = paths.output_dir("captures")
-    _clear_face(props)
+    if on_image is None:
+        _clear_face(props)
     job = CaptureJob(scene, "Capturing..." if params else "Finding the face...")
 
     def analyse(image: str) -> None:
@@ -93,11 +96,17 @@ def capture(scene) -> CaptureJob:
         faces = res.get("faces_found", 1)
         job.finish(f"Captured: {res['label']} ({p.confidence:.0%})" + (f", {faces} faces" if faces > 1 else ""))
 
+    def grabbed(image: str) -> None:
+        if on_image is None:
+            analyse(image)
+        else:
+            on_image(image, job)
+
     if params is None:
-        analyse(image)
+        grabbed(image)
     else:
         params["out"] = os.path.join(out_dir, f"capture-{int(time.time() * 1000)}.png")
-        job.request_id = client.request("capture", params, job.guard(lambda r: analyse(r["path"])), job.on_error)
+        job.request_id = client.request("capture", params, job.guard(lambda r: grabbed(r["path"])), job.on_error)
     return job
 
 

@@ -47,3 +47,40 @@ def smooth(
 
 def count_switches(segments: list[Segment]) -> int:
     return max(0, len(segments) - 1)
+
+
+class OnlineSmoother:
+    """The same rule as ``smooth``, one sample at a time (live mode): ``push`` returns the pose to show.
+
+    Times may be frames or seconds (``min_hold`` in the same unit). ``since`` is when the current pose was
+    chosen; ``blend(t, duration)`` is how far (0..1, eased) the switch to it has gone at time ``t``.
+    """
+
+    def __init__(self, min_hold: float = 6, hysteresis: float = 0.02):
+        self.min_hold, self.hysteresis = min_hold, hysteresis
+        self.current: str | None = None
+        self.previous: str | None = None
+        self.since = 0.0
+
+    def push(self, t: float, cands: list[tuple[str, float]] | None) -> bool:
+        """Take one sample; True when the pose changed."""
+        if not cands:
+            return False
+        best_id, best_score = min(cands, key=lambda c: c[1])
+        if self.current is None:
+            self.current, self.since = best_id, t
+            return True
+        if best_id == self.current:
+            return False
+        cur_score = next((s for i, s in cands if i == self.current), float("inf"))
+        if t - self.since >= self.min_hold and cur_score - best_score > self.hysteresis:
+            self.previous, self.current, self.since = self.current, best_id, t
+            return True
+        return False
+
+    def blend(self, t: float, duration: float) -> float:
+        """Eased progress (smoothstep) of the switch from ``previous`` to ``current`` at time ``t``."""
+        if self.previous is None or duration <= 0:
+            return 1.0
+        x = min(1.0, max(0.0, (t - self.since) / duration))
+        return x * x * (3 - 2 * x)

@@ -24,9 +24,15 @@ SYNONYMS: dict[str, str | None] = {
     "contempt": None,
 }
 
-# Retrieval: phi = alpha * JS(features) + beta * geometric distance (DeepExpr). The defaults of every caller.
+# Retrieval: phi = alpha * JS(features) + beta * geometric distance (DeepExpr) + gamma * JS(the face's class
+# probabilities, the entry's declared expression) + delta * neutral-relative geometric distance (needs the
+# actor's neutral). The defaults of every caller, chosen on our toons' libraries (leave one toon out, FER2013
+# val + half of the CK+ subjects; delta and calibration on CK+ pairs of that half): docs/evaluation/rig_scoring.md.
 DEFAULT_ALPHA = 1.0
-DEFAULT_BETA = 0.1
+DEFAULT_BETA = 0.2
+DEFAULT_GAMMA = 0.5
+DEFAULT_DELTA = 0.1
+DEFAULT_CALIBRATION = 0.0
 DEFAULT_TOP_K = 5
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

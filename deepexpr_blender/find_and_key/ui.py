@@ -83,6 +83,7 @@ class DEEPEXPR_PT_view3d_weights(bpy.types.Panel):
         col = self.layout.column(align=True)
         col.prop(context.scene.deepexpr, "alpha")
         col.prop(context.scene.deepexpr, "beta")
+        col.prop(context.scene.deepexpr, "gamma")
 
 
 classes = (DEEPEXPR_UL_candidates, DEEPEXPR_PT_view3d_poses, DEEPEXPR_PT_view3d_weights, DEEPEXPR_PT_view3d_candidates)

@@ -6,6 +6,7 @@ import json
 
 from .. import jobs, paths, poses, status
 from ..errors import WorkflowError
+from ..props import retrieval_params
 from ..session import connection
 
 
@@ -30,7 +31,7 @@ def find_poses(scene) -> FindJob:
     props = scene.deepexpr
     if not props.captured_path:
         raise WorkflowError("Capture a face first")
-    params = {"image": props.captured_path, "top_k": props.top_k, "alpha": props.alpha, "beta": props.beta}
+    params = {"image": props.captured_path, "top_k": props.top_k, **retrieval_params(props)}
     root = paths.library_root(scene)
     if root:
         params["library"] = root

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import ops, ui
+from . import dialog, ops, ui
 
-classes = (*ops.classes, *ui.classes)
+classes = (*ops.classes, *dialog.classes, *ui.classes)
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import BoolProperty, StringProperty
 
 from .. import paths, poses, toon
 from ..operator_base import USER_ERRORS, ReportingOperator, refuse
@@ -34,7 +35,13 @@ class DEEPEXPR_OT_add_character(ReportingOperator, bpy.types.Operator):
 class DEEPEXPR_OT_build_library(ReportingOperator, bpy.types.Operator):
     bl_idname = "deepexpr.build_library"
     bl_label = "Build library from rig"
-    bl_description = "Make a pose library from the active object's saved shape-key poses or armature poses"
+    bl_description = (
+        "Make a pose library from the active character's expressions (VRM table, ARKit, FACS or named keys), "
+        "pose markers and pose assets: face-on thumbnails, labels, landmarks"
+    )
+    poses_json: StringProperty(options={"HIDDEN", "SKIP_SAVE"}, description="The poses to build (the dialog's)")
+    animation: BoolProperty(name="Keyed frames as poses", default=False, options={"SKIP_SAVE"})
+    overwrite: BoolProperty(name="Replace the existing library", default=False, options={"SKIP_SAVE"})
 
     @classmethod
     def poll(cls, context):
@@ -48,15 +55,22 @@ class DEEPEXPR_OT_build_library(ReportingOperator, bpy.types.Operator):
     def execute(self, context):
         obj = context.active_object
         try:
-            found = poses.find_poses(obj)
-            out = os.path.join(paths.user_dir("libraries"), bpy.path.clean_name(obj.name))
-            build_library(out, found, rig=obj, name=obj.name)
+            found = json.loads(self.poses_json) if self.poses_json else poses.find_poses(obj, self.animation)
+            out = library_folder(obj)
+            build_library(out, found, rig=obj, name=obj.name, overwrite=self.overwrite)
         except USER_ERRORS as err:
             return self.fail(err)
         props = context.scene.deepexpr
         props.library_path, props.library, props.target = out, "CUSTOM", obj
         self.report({"INFO"}, f"Library of {len(found)} poses written to {out}")
         return {"FINISHED"}
+
+
+def library_folder(obj) -> str:
+    """Where the library of ``obj``'s character goes: the extension's user folder, named after the character."""
+    from ..rigs.character import character_root
+
+    return os.path.join(paths.user_dir("libraries"), bpy.path.clean_name(character_root(obj).name))
 
 
 classes = (DEEPEXPR_OT_add_character, DEEPEXPR_OT_build_library)

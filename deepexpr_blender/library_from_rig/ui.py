@@ -20,7 +20,7 @@ class DEEPEXPR_PT_view3d_characters(View3DSubPanel, bpy.types.Panel):
             col.operator(
                 "deepexpr.add_character", text=f"Add {spec.name}", icon="OUTLINER_OB_ARMATURE"
             ).character = spec.name
-        self.layout.operator("deepexpr.build_library", icon="ASSET_MANAGER")
+        self.layout.operator("deepexpr.review_rig_poses", text="Build library from rig...", icon="ASSET_MANAGER")
 
 
 classes = (DEEPEXPR_PT_view3d_characters,)

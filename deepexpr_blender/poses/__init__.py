@@ -12,16 +12,23 @@ checks the kind-specific fields when it loads or writes a library.
 
 from __future__ import annotations
 
+from ..core import expression_keys as ek
 from ..core import library_format as fmt
 from ..errors import KeyingError, PoseError, RigError
-from . import armature, image_swap, shape_keys
+from . import arkit, armature, au_keys, image_swap, named_keys, shape_keys, vrm_expressions
 from .base import PoseKind
 
-# The registry: order matters where several kinds find poses in the same object (the first that finds wins).
+# The registry. Expression kinds (``automatic``) are asked in this order and the first that finds poses
+# wins (what the artist declared, then a key scheme, then key names); the user's own poses (markers, pose
+# assets) are always added.
 KINDS: tuple[PoseKind, ...] = (
     shape_keys.KIND,
     armature.KIND,
     image_swap.KIND,
+    vrm_expressions.KIND,
+    au_keys.KIND,
+    arkit.KIND,
+    named_keys.KIND,
 )
 
 
@@ -45,18 +52,87 @@ def kinds_finding_in(obj) -> list[PoseKind]:
     return [k for k in KINDS if k.finds_in(obj)]
 
 
-def find_poses(obj) -> list[dict]:
-    """The poses found in ``obj`` by the first kind that finds some; ``RigError`` saying why when none does."""
-    kinds = kinds_finding_in(obj)
-    if not kinds:
-        raise RigError(f"{obj.name} is a {obj.type.lower()}: pick a mesh with shape keys or an armature")
-    errors = []
-    for kind in kinds:
+def find_poses(obj, animation: bool = False, intensities: tuple[float, ...] = ek.DEFAULT_INTENSITIES) -> list[dict]:
+    """Every pose "Build library from rig" offers for ``obj``'s character (found-pose dicts, ``base.py``, plus
+    ``kind``, ``expression``, ``intensity``, ``source`` and ``base``: the pose at full intensity):
+
+    1. the expressions the rig already has, from the first expression kind that finds some (a VRM table, an
+       AU key scheme, ARKit blendshapes, keys named after expressions), each at ``intensities``;
+    2. the user's own poses: pose markers and pose assets, and keyed frames only with ``animation`` (an
+       imported take is not a set of poses); each labelled one also at the lower ``intensities``;
+    3. the rig's own neutral (its rest pose), when nothing above gives one.
+
+    ``RigError`` saying what was looked for when nothing is found."""
+    errors: list[str] = []
+    found: list[dict] = []
+    for kind in KINDS:
+        if not getattr(kind, "automatic", False) or not kind.finds_in(obj):
+            continue
         try:
-            return kind.find(obj)
+            found = [{**p, "kind": kind.type} for p in kind.find(obj, intensities=intensities)]
+            break
         except RigError as err:
             errors.append(str(err))
-    raise RigError("; ".join(errors))
+    for kind in (shape_keys.KIND, armature.KIND):
+        if kind.finds_in(obj):
+            try:
+                own = kind.find(obj, animation=animation)
+            except RigError as err:
+                if not found:
+                    errors.append(str(err))
+                continue
+            for p in own:
+                found += _at_intensities({**p, "kind": kind.type, "base": p["pose"]}, kind, intensities)
+    if not found:
+        raise RigError(
+            "; ".join(errors)
+            or f"{obj.name} has no expression keys this add-on recognises (VRM table, ARKit, FACS, VALID, Weboji or "
+            "keys named after expressions), no pose markers and no pose assets"
+        )
+    if not any(p["label"] == "neutral" for p in found):
+        rest = _rest_pose(obj, found)
+        if rest is not None:
+            found.insert(0, rest)
+    return found
+
+
+def _at_intensities(p: dict, kind, intensities: tuple[float, ...]) -> list[dict]:
+    """A user's labelled pose at each intensity (full first); unlabelled and neutral poses as they are."""
+    if p["label"] in (None, "neutral") or not hasattr(kind, "scaled"):
+        return [p]
+    out = []
+    for s in sorted(intensities, reverse=True):
+        name = p["name"] if s == 1.0 else f"{p['name']} {round(s * 100)}%"
+        out.append({**p, "pose": kind.scaled(p["base"], s) if s != 1.0 else p["base"], "intensity": s, "name": name})
+    return out
+
+
+def _rest_pose(obj, found: list[dict]) -> dict | None:
+    """The rig's own neutral (every key at 0 / bones at rest) in the kind of the poses found."""
+    shape = [p for p in found if "values" in p["pose"]]
+    if shape:
+        meshes: dict[str, dict[str, float]] = {}
+        for p in shape:
+            for m, kv in shape_keys.pose_meshes(p["pose"]).items():
+                meshes.setdefault(m, {}).update({k: 0.0 for k in kv})
+        target = shape[0]["pose"]["target"]
+        pose = {"type": shape[0]["pose"]["type"], "target": target, "values": meshes.get(target, {}), "meshes": meshes}
+        kind = shape[0]["kind"]
+    else:
+        pose = armature.KIND.rest(obj)
+        kind = armature.KIND.type
+        if pose is None:
+            return None
+    return {
+        "pose": pose,
+        "base": pose,
+        "label": "neutral",
+        "expression": "neutral",
+        "intensity": 0.0,
+        "name": "neutral (rest)",
+        "source": "rest",
+        "kind": kind,
+    }
 
 
 def validate_pose(pose: dict, root: str) -> None:

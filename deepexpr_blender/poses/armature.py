@@ -1,8 +1,11 @@
-"""Armature poses: ``{"type": "armature_action", "target": <armature>, "action": <action name>, "frame": n}``.
+"""Armature poses: ``{"type": "armature_action", "target": <armature>, "action": <action name>, "frame": n}``,
+optionally ``"weight"`` (0..1: the pose blended from rest, for an expression at a lower intensity); an empty
+``action`` is the rig's rest pose (its neutral).
 
-Found in an armature: the pose markers (else keyed frames) of its own action, and every pose asset (an
-action marked as an asset). Keying keys only the bones the pose's action moves, so the rest of the rig keeps
-its animation. Thumbnails frame the head bone (a bone named "head"), else the rig's meshes.
+Found in the character's armature: the pose markers of its own action, every pose asset (an action marked as
+an asset), and its keyed frames only when the user asks for it (``animation=True``: an imported take is not a
+set of poses). Keying keys only the bones the pose's action moves, so the rest of the rig keeps its animation.
+Thumbnails frame the head bone (a bone named "head"), else the rig's meshes.
 """
 
 from __future__ import annotations
@@ -37,39 +40,59 @@ class ArmaturePose(PoseKind):
     title = "armature pose"
 
     def finds_in(self, obj) -> bool:
-        return obj.type == "ARMATURE"
+        return _armature(obj) is not None
 
-    def find(self, obj) -> list[dict]:
+    def find(self, obj, animation: bool = False) -> list[dict]:
         import bpy
 
         from .. import compat
 
-        if obj.type != "ARMATURE":
-            raise RigError(f"{obj.name} is not an armature")
+        arm = _armature(obj)
+        if arm is None:
+            raise RigError(f"{obj.name} is not an armature, nor part of a character with one")
         poses = []
-        own = obj.animation_data.action if obj.animation_data else None
+        own = arm.animation_data.action if arm.animation_data else None
         if own is not None:
-            for frame, marker in keyed_frames(own, compat.action_fcurves(obj)):
+            for frame, marker in keyed_frames(own, compat.action_fcurves(arm), animation):
+                label = label_from_name(marker) if marker else None
                 poses.append(
                     {
-                        "pose": {"type": self.type, "target": obj.name, "action": own.name, "frame": frame},
-                        "label": label_from_name(marker) if marker else None,
+                        "pose": {"type": self.type, "target": arm.name, "action": own.name, "frame": frame},
+                        "label": label,
+                        "expression": label,
+                        "intensity": None,
                         "name": marker or f"frame {frame:g}",
+                        "source": "markers" if marker else "keyed",
                     }
                 )
         for act in bpy.data.actions:
             if act.asset_data is not None and act is not own:
                 start = float(act.frame_range[0])
+                label = label_from_name(act.name)
                 poses.append(
                     {
-                        "pose": {"type": self.type, "target": obj.name, "action": act.name, "frame": start},
-                        "label": label_from_name(act.name),
+                        "pose": {"type": self.type, "target": arm.name, "action": act.name, "frame": start},
+                        "label": label,
+                        "expression": label,
+                        "intensity": None,
                         "name": act.name,
+                        "source": "assets",
                     }
                 )
         if not poses:
-            raise RigError(f"{obj.name} has no pose assets, markers or keyed frames to make poses from")
+            raise RigError(
+                f"{arm.name} has no pose assets or pose markers"
+                + ("" if animation else " (keyed frames are used only when you tick 'Keyed frames as poses')")
+            )
         return poses
+
+    def rest(self, obj) -> dict | None:
+        """The rig's own neutral: its rest pose."""
+        arm = _armature(obj)
+        return None if arm is None else {"type": self.type, "target": arm.name, "action": "", "frame": 0.0}
+
+    def scaled(self, pose: dict, intensity: float) -> dict:
+        return {**pose, "weight": round(float(intensity) * float(pose.get("weight", 1.0)), 5)}
 
     def validate(self, pose: dict, root: str) -> None:
         require(
@@ -78,6 +101,8 @@ class ArmaturePose(PoseKind):
             and is_number(pose.get("frame")),
             "armature_action pose needs 'target', 'action' (strings) and 'frame' (number)",
         )
+        w = pose.get("weight", 1.0)
+        require(is_number(w) and 0 <= w <= 1, "armature_action pose 'weight' must be a number in 0..1")
 
     def can_key(self, obj) -> bool:
         return obj.type == "ARMATURE"
@@ -100,15 +125,21 @@ class ArmaturePose(PoseKind):
         super().check_target(obj, pose, library_root)
         if obj.type != "ARMATURE":
             raise KeyingError(f"{obj.name} is not an armature; this pose belongs to {pose.get('target')}")
-        if pose["action"] not in bpy.data.actions:
+        if pose["action"] and pose["action"] not in bpy.data.actions:
             raise KeyingError(f"the action {pose['action']!r} of this pose is not in this file: append it first")
 
     def apply(self, pose: dict, obj) -> None:
         import bpy
 
         from .. import compat
+        from ..rigs.character import blend_from_rest, rest_bones
 
+        if not pose["action"]:
+            rest_bones([obj])
+            return
         compat.apply_pose_from_action(obj, bpy.data.actions[pose["action"]], pose["frame"])
+        if float(pose.get("weight", 1.0)) != 1.0:
+            blend_from_rest(obj, float(pose["weight"]))
 
     def key(self, obj, pose: dict, frame: int, library_root: str = "") -> list[str]:
         import bpy
@@ -116,7 +147,7 @@ class ArmaturePose(PoseKind):
         self.check_target(obj, pose, library_root)
         self.apply(pose, obj)
         keyed = []
-        animated = animated_bones(bpy.data.actions[pose["action"]])
+        animated = animated_bones(bpy.data.actions[pose["action"]]) if pose["action"] else set()
         for pb in obj.pose.bones:
             if animated and pb.name not in animated:
                 continue  # key only the bones the pose moves: the rest of the rig keeps its animation
@@ -154,3 +185,12 @@ class ArmaturePose(PoseKind):
 
 
 KIND = ArmaturePose()
+
+
+def _armature(obj):
+    """``obj`` when it is an armature, else the armature at the root of its character (or None)."""
+    if obj.type == "ARMATURE":
+        return obj
+    from ..rigs.character import character_objects
+
+    return next((o for o in character_objects(obj) if o.type == "ARMATURE"), None)

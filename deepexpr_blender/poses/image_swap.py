@@ -31,7 +31,12 @@ class ImageSwapPose(PoseKind):
             {
                 "pose": {"type": self.type, "path": path},
                 "label": label_from_name(expr),
+                "expression": label_from_name(expr),
+                "intensity": None,
                 "name": f"{char}/{os.path.basename(path)}",
+                "character": char,
+                "source": "images",
+                "kind": self.type,
             }
             for char, expr, path in ferg_layout(folder)
         ]

@@ -1,15 +1,20 @@
-"""A labelled pose library from a character's own expressions, in one call (bpy).
+"""A labelled pose library from a character's own poses, in one call (bpy); "Build library from rig" and the
+evaluations all go through ``build_rig_library``.
 
     poses, report = rig_poses(objs, vrm_path=None)       # VRM table, else AU scheme, else named keys
     build_rig_library(face_object, out_dir, poses)       # face-on thumbnails + landmarks + face boxes
 
-Each entry keeps the ``shape_keys`` pose of the library format (``target``: the mesh with the most keys,
-``values``: every key any pose of the library sets, zeros included, so applying one pose clears the last)
-and adds ``meshes`` (the same for every mesh of the character), ``expression`` (label or extra name),
-``intensity``, ``source`` (facs / arkit / valid / weboji / deepexpr / named / vrm), ``face_box``
+``poses`` are ``RigPose`` (a library pose of any rig kind: shape keys on one or several meshes, an armature
+pose) or ``core.expression_keys.ComposedPose`` (shape-key values per mesh, turned into ``shape_keys`` poses
+whose ``values`` hold every key any pose of the library sets, zeros included, so applying one pose clears
+the last). Each entry stores ``expression`` (label or extra name), ``intensity``, ``source`` (facs / arkit /
+valid / weboji / deepexpr / named / vrm / markers / ...), ``character`` (the rig's root object), ``face_box``
 ([left, top, right, bottom] thumbnail pixels of the face region) and ``landmarks`` (the named points, when
-every one was found). The library is written into ``<out>.partial`` and moved into place at the end; an
-existing library is replaced only with ``overwrite=True``.
+every one was found).
+
+Nothing half written: the library is built in ``<out>.partial`` and moved into place at the end; an existing
+library is replaced only with ``overwrite=True``, and it stays where it was when the build fails. Bad input
+(no face, several faces, poses that move nothing, a huge mesh) is a ``RigError`` naming the problem.
 """
 
 from __future__ import annotations
@@ -27,8 +32,18 @@ from ..core import expression_keys as ek
 from ..core import library_format as fmt
 from ..core import vrm as vrm_core
 from ..core.vocabulary import LABELS
-from .character import RestState, character_objects, evaluated, set_shape_keys, shape_key_meshes
-from .framing import FaceFrame, FaceRegion, ThumbnailConfig, ThumbnailScene, face_region, frame_face
+from ..errors import RigError
+from .character import RestState, character_objects, character_root, evaluated, shape_key_meshes, visible_meshes
+from .framing import (
+    FaceFrame,
+    FaceRegion,
+    ThumbnailConfig,
+    ThumbnailScene,
+    face_region,
+    frame_face,
+    show_pose,
+    to_rest,
+)
 from .landmarks3d import find_landmarks, project_landmarks
 
 log = logging.getLogger(__name__)
@@ -40,6 +55,7 @@ class RigLibraryConfig:
     thumbnail: ThumbnailConfig = field(default_factory=ThumbnailConfig)
     include_extras: bool = True  # keep VRM's relaxed / fun (label None) in the library
     overwrite: bool = False  # replace an existing library at ``out``
+    max_vertices: int = 2_000_000  # refuse characters heavier than this (visible mesh vertices)
 
 
 def vrm_poses(objs: list, table: vrm_core.VrmTable, intensities=ek.DEFAULT_INTENSITIES) -> list[ek.ComposedPose]:
@@ -58,7 +74,7 @@ def vrm_poses(objs: list, table: vrm_core.VrmTable, intensities=ek.DEFAULT_INTEN
                 owners = [o for o, ks in keys.items() if b.shape_key in ks and o.split(".")[0] in b.objects]
                 owners = owners or [o for o, ks in keys.items() if b.shape_key in ks]
                 if len(owners) != 1:
-                    raise ValueError(
+                    raise RigError(
                         f"VRM expression {e.name!r}: shape key {b.shape_key!r} of {', '.join(b.objects)} is "
                         f"{'on no mesh' if not owners else 'on several meshes'} of the imported character"
                     )
@@ -110,7 +126,7 @@ def rig_poses(objs: list, vrm_path: str | None = None, cfg: RigLibraryConfig | N
     if not cfg.include_extras:
         poses = [p for p in poses if p.label is not None]
     if len(poses) < 2:
-        raise ValueError(
+        raise RigError(
             "the character has no expression keys this builder recognises (VRM table, ARKit, FACS, VALID, "
             "Weboji or keys named after expressions): key some poses on the timeline instead"
         )
@@ -129,61 +145,190 @@ def _face_box(objs: list, region: FaceRegion, frame: FaceFrame) -> list[float]:
     return [round(float(v), 1) for v in (x0, y0, x1, y1)]
 
 
+@dataclass(frozen=True)
+class RigPose:
+    """One entry to build: a library pose and what it shows."""
+
+    name: str  # shown in lists, used for the entry id
+    pose: dict  # the library pose (``type``, ``target``, and the kind's fields)
+    label: str | None = None  # canonical label, None when unknown or an extra
+    expression: str | None = None  # the expression's own name (a label, an extra such as relaxed, or None)
+    intensity: float | None = None  # 0..1 when the pose is an expression at a strength
+    source: str = ""  # where it came from (vrm, arkit, facs, valid, weboji, named, markers, keyed, assets)
+
+
+def from_composed(objs: list, poses: list, pose_type: str = "shape_keys") -> list[RigPose]:
+    """``ComposedPose``s as shape-key library poses: ``target`` is the mesh with the most keys, ``meshes`` holds
+    every key any of the poses sets on each mesh (zeros included)."""
+    keys = shape_key_meshes(objs)
+    used: dict[str, set[str]] = {}
+    for p in poses:
+        for m, kv in p.values.items():
+            used.setdefault(m, set()).update(kv)
+    primary = max(used or keys, key=lambda m: len(keys.get(m, ()))) if (used or keys) else objs[0].name
+    out = []
+    for p in poses:
+        meshes = {m: {k: float(p.values.get(m, {}).get(k, 0.0)) for k in sorted(ks)} for m, ks in used.items()}
+        pose = {"type": pose_type, "target": primary, "values": meshes.get(primary, {}), "meshes": meshes}
+        out.append(RigPose(p.name, pose, p.label, p.expression, p.intensity, p.source))
+    return out
+
+
+def roles_from_poses(poses: list[RigPose]) -> dict:
+    """Landmark roles a rig's keys do not name, from its labelled poses at full strength: the smile from joy,
+    brows and jaw from surprise, the lids from a pose named after a blink (library poses, shown in turn)."""
+
+    def strongest(pred):
+        cand = [p for p in poses if pred(p)]
+        return max(cand, key=lambda p: p.intensity if p.intensity is not None else 1.0).pose if cand else None
+
+    out = {}
+    for role, pred in (
+        ("smile", lambda p: p.label == "joy"),
+        ("brow_raise", lambda p: p.label == "surprise"),
+        ("jaw_open", lambda p: p.label == "surprise"),
+        ("eye_close", lambda p: re.search(r"blink|eyes?[ _-]?clos|close[ _-]?eyes?", p.name, re.I) is not None),
+    ):
+        pose = strongest(pred)
+        if pose is not None:
+            out[role] = pose
+    return out
+
+
+def several_faces(objs: list, region: FaceRegion, frame: FaceFrame) -> list[str]:
+    """The top-level objects whose meshes the poses move, when those are several separate characters (a
+    collection holding two heads: their moving regions do not overlap in the view); else []."""
+    by_name = {o.name: o for o in objs}
+    boxes: dict[str, list[np.ndarray]] = {}
+    for n, m in region.masks.items():
+        boxes.setdefault(character_root(by_name[n]).name, []).append(frame.project(region.rest[n][m])[0])
+    if len(boxes) < 2:
+        return []
+    ext = {r: (np.concatenate(p).min(axis=0), np.concatenate(p).max(axis=0)) for r, p in boxes.items()}
+    roots = sorted(ext)
+    for i, a in enumerate(roots):
+        for b in roots[i + 1 :]:
+            (alo, ahi), (blo, bhi) = ext[a], ext[b]
+            if (ahi < blo).any() or (bhi < alo).any():  # the two regions do not overlap
+                return roots
+    return []
+
+
+def non_manifold_edges(obj) -> int:
+    """Edges of ``obj``'s mesh shared by more than two faces (a fan that has no inside or outside)."""
+    me = obj.data
+    if not len(me.edges) or not len(me.loops):
+        return 0
+    idx = np.empty(len(me.loops), np.int64)
+    me.loops.foreach_get("edge_index", idx)
+    return int((np.bincount(idx, minlength=len(me.edges)) > 2).sum())
+
+
+def _check_size(objs: list, cfg: RigLibraryConfig) -> int:
+    n = sum(len(o.data.vertices) for o in visible_meshes(objs) if o.type == "MESH")
+    if n > cfg.max_vertices:
+        raise RigError(
+            f"the character has {n:,} vertices (over {cfg.max_vertices:,}): this would take minutes per pose; "
+            "pick the head's own object, or decimate the body"
+        )
+    return n
+
+
+def replace_library(staging: str, out: str) -> None:
+    """Move the staged library to ``out``; an existing library there is swapped out first and removed only
+    once the new one is in place (put back if the move fails)."""
+    old = out + ".previous"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(out):
+        os.replace(out, old)
+    try:
+        os.replace(staging, out)
+    except OSError:
+        if os.path.exists(old) and not os.path.exists(out):
+            os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def build_rig_library(
     face_object,
     out: str,
-    poses: list[ek.ComposedPose],
+    poses: list,
     cfg: RigLibraryConfig | None = None,
     name: str = "",
     roles: dict | None = None,
+    progress=None,
 ) -> dict:
-    """Write the library; returns {"path", "entries", "landmarks" (how found or None), "seconds", ...}.
-    ``roles`` (landmark role -> [(mesh, key)]) defaults to ``core.expression_keys.landmark_roles``; a VRM's
-    come from ``rig_poses``'s report."""
+    """Write the library; returns {"path", "entries", "landmarks" (how found or None), "seconds", "dropped"
+    (poses that move nothing, left out), "warnings", ...}. ``poses``: ``RigPose`` or ``ComposedPose``.
+    ``roles`` (landmark role -> [(mesh, key)] or a library pose) defaults to
+    ``core.expression_keys.landmark_roles``, completed from the labelled poses (``roles_from_poses``).
+    ``progress(done, total)`` is called after each thumbnail (it may raise to cancel: nothing is written)."""
     cfg = cfg or RigLibraryConfig()
     t0 = time.time()
     out = out.rstrip("/\\")
     if os.path.exists(os.path.join(out, "library.json")) and not cfg.overwrite:
         raise FileExistsError(f"{out} already holds a library: choose another folder or allow overwriting")
     objs = character_objects(face_object)
+    n_vertices = _check_size(objs, cfg)
     keys = shape_key_meshes(objs)
-    primary = max(keys, key=lambda m: len(keys[m])) if keys else face_object.name
-    used: dict[str, set[str]] = {}
-    for p in poses:
-        for m, kv in p.values.items():
-            used.setdefault(m, set()).update(kv)
+    if poses and isinstance(poses[0], ek.ComposedPose):
+        poses = from_composed(objs, poses)
+    if not poses:
+        raise RigError("no poses to build a library from")
+    all_roles = dict(roles_from_poses(poses))
+    all_roles.update({k: v for k, v in (roles if roles is not None else ek.landmark_roles(keys)).items() if v})
     staging = out + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(os.path.join(staging, "thumbs"))
     entries = []
-    info: dict = {}
+    info: dict = {"warnings": [], "dropped": []}
+    root = character_root(face_object).name
     try:
         with RestState(objs):
-            region = face_region(objs, [p.values for p in poses], cfg.thumbnail.move_tolerance)
+            try:
+                region = face_region(objs, [p.pose for p in poses], cfg.thumbnail.move_tolerance)
+            except (KeyError, ValueError) as exc:
+                raise RigError(str(exc).strip("'\"")) from None
+            tol = cfg.thumbnail.move_tolerance
+            still = [p for p, m in zip(poses, region.pose_motion) if m <= tol and p.label != "neutral"]
+            if still:
+                info["dropped"] = [p.name for p in still]
+                info["warnings"].append(
+                    f"{len(still)} pose(s) move nothing and were left out: {', '.join(p.name for p in still[:8])}"
+                )
+                poses = [p for p in poses if p not in still]
             frame = frame_face(region, cfg.thumbnail)
-            lm = find_landmarks(objs, region, frame, roles or ek.landmark_roles(keys))
+            apart = several_faces(objs, region, frame)
+            if apart:
+                raise RigError(
+                    f"the poses move several separate faces ({', '.join(apart)}): a library is one character's; "
+                    "parent its parts to one object, or pick the character's own collection"
+                )
+            for n in region.masks:
+                bad = non_manifold_edges(next(o for o in objs if o.name == n))
+                if bad:
+                    info["warnings"].append(f"{n}: {bad} non-manifold edges (normals there may be off)")
+            lm = find_landmarks(objs, region, frame, all_roles)
             info["landmarks"] = lm.method if lm.complete() else None
             info["landmarks_missing"] = lm.missing()
+            if not lm.complete():
+                info["warnings"].append(
+                    "landmarks not found for " + ", ".join(lm.missing()[:6])
+                    + ": entries carry no landmarks (retrieval finds them on the thumbnails)"
+                )  # fmt: skip
             with ThumbnailScene(objs, frame, cfg.thumbnail) as scene:
                 for i, p in enumerate(poses):
-                    set_shape_keys(objs, p.values)
+                    show_pose(objs, p.pose)
                     eid = f"{i:03d}-{_slug(p.name)}"
                     rel = f"thumbs/{eid}.png"
                     scene.render(os.path.join(staging, rel))
-                    meshes = {
-                        m: {k: float(p.values.get(m, {}).get(k, 0.0)) for k in sorted(ks)} for m, ks in used.items()
-                    }
                     entries.append(
                         {
                             "id": eid,
                             "label": p.label,
                             "thumbnail": rel,
-                            "pose": {
-                                "type": "shape_keys",
-                                "target": primary,
-                                "values": meshes.get(primary, {}),
-                                "meshes": meshes,
-                            },
+                            "pose": p.pose,
                             "geometry": None,
                             "landmarks": (
                                 np.round(project_landmarks(objs, lm, frame), 2).tolist() if lm.complete() else None
@@ -192,22 +337,24 @@ def build_rig_library(
                             "expression": p.expression,
                             "intensity": p.intensity,
                             "source": p.source,
+                            "character": root,
                         }
                     )
-                set_shape_keys(objs, {})
+                    if progress is not None:
+                        progress(i + 1, len(poses))
+                to_rest(objs)
         fmt.write(staging, name or os.path.basename(out), "deepexpr_blender.rigs.builder", entries, [])
+        replace_library(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if os.path.exists(out):
-        shutil.rmtree(out)
-    os.replace(staging, out)
     info.update(
         path=os.path.join(out, "library.json"),
         entries=len(entries),
         seconds=round(time.time() - t0, 2),
         forward=[round(float(v), 3) for v in frame.forward],
         region_vertices=int(sum(int(m.sum()) for m in region.masks.values())),
+        vertices=n_vertices,
     )
     log.info("rig library %s: %d entries in %.1f s", out, len(entries), info["seconds"])
     return info

@@ -76,6 +76,65 @@ def set_shape_keys(objs: list, values: dict[str, dict[str, float]]) -> None:
             kb.value = float(v)
 
 
+def rest_bones(objs: list) -> None:
+    """Every pose bone of the character's armatures at identity (its rest pose)."""
+    for o in objs:
+        if o.type == "ARMATURE":
+            for b in o.pose.bones:
+                b.location = (0, 0, 0)
+                b.rotation_quaternion = (1, 0, 0, 0)
+                b.rotation_euler = (0, 0, 0)
+                b.rotation_axis_angle = (0, 0, 1, 0)
+                b.scale = (1, 1, 1)
+
+
+def pose_meshes(pose: dict) -> dict[str, dict[str, float]]:
+    """A shape-key pose's values per mesh: ``meshes`` when the pose has it, else ``{target: values}``."""
+    meshes = pose.get("meshes")
+    return meshes if isinstance(meshes, dict) and meshes else {pose["target"]: pose["values"]}
+
+
+def apply_library_pose(objs: list, pose: dict) -> None:
+    """Put the character (at rest) into a library pose: a shape-key pose (``values``, and ``meshes`` for
+    several meshes: every other key at 0) or an armature pose (``action`` at ``frame``, blended from rest by
+    ``weight``; no action: the rest pose)."""
+    if "values" in pose:
+        rest_bones(objs)
+        set_shape_keys(objs, pose_meshes(pose))
+        return
+    if "action" not in pose:
+        raise KeyError(f"cannot show a {pose.get('type')!r} pose on a rig")
+    import bpy
+
+    from .. import compat
+
+    set_shape_keys(objs, {})
+    rest_bones(objs)
+    arm = next((o for o in objs if o.type == "ARMATURE" and o.name == pose.get("target")), None)
+    if arm is None:
+        raise KeyError(f"pose names armature {pose.get('target')!r}, which is not in this character")
+    if not pose.get("action"):
+        return
+    action = bpy.data.actions.get(pose["action"])
+    if action is None:
+        raise KeyError(f"pose names action {pose['action']!r}, which is not in this file")
+    compat.apply_pose_from_action(arm, action, float(pose.get("frame", 0.0)))
+    w = float(pose.get("weight", 1.0))
+    if w != 1.0:
+        blend_from_rest(arm, w)
+
+
+def blend_from_rest(arm, weight: float) -> None:
+    """Scale an armature's current pose towards its rest pose (0: rest, 1: unchanged)."""
+    from mathutils import Quaternion
+
+    for b in arm.pose.bones:
+        b.location = b.location * weight
+        b.rotation_quaternion = Quaternion((1, 0, 0, 0)).slerp(b.rotation_quaternion, weight)
+        b.rotation_euler = [v * weight for v in b.rotation_euler]
+        b.scale = [1 + (v - 1) * weight for v in b.scale]
+
+
 class RestState:
     """Context manager: the character at rest (keys 0, bones at identity, actions detached), restored after."""
 
@@ -88,9 +147,18 @@ class RestState:
             ids = [o] + ([o.data.shape_keys] if o.type == "MESH" and o.data.shape_keys else [])
             for idb in ids:
                 ad = getattr(idb, "animation_data", None)
-                if ad is not None and ad.action is not None:
+                if ad is None:
+                    continue
+                if ad.action is not None:
                     self.saved.append(("action", idb, ad.action, getattr(ad, "action_slot", None)))
                     ad.action = None
+                if ad.use_nla and len(ad.nla_tracks):  # stashed takes (glTF imports put them there) play too
+                    self.saved.append(("nla", idb, True, None))
+                    ad.use_nla = False
+                for fc in ad.drivers:  # a driven key or bone would override the pose being shown
+                    if not fc.mute:
+                        self.saved.append(("driver", fc, False, None))
+                        fc.mute = True
             if o.type == "MESH" and o.data.shape_keys:
                 vals = {kb.name: kb.value for kb in o.data.shape_keys.key_blocks}
                 self.saved.append(("keys", o, vals, None))
@@ -115,6 +183,10 @@ class RestState:
                 target.animation_data.action = value
                 if extra is not None:
                     target.animation_data.action_slot = extra
+            elif kind == "nla":
+                target.animation_data.use_nla = value
+            elif kind == "driver":
+                target.mute = value
             elif kind == "keys":
                 for name, v in value.items():
                     target.data.shape_keys.key_blocks[name].value = v

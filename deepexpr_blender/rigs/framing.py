@@ -19,11 +19,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .character import evaluated, set_shape_keys, visible_meshes
+from .character import apply_library_pose, evaluated, rest_bones, set_shape_keys, visible_meshes
 
 
 @dataclass
@@ -48,6 +48,8 @@ class FaceRegion:
     rest: dict[str, np.ndarray]
     normals: dict[str, np.ndarray]
     motion: dict[str, np.ndarray]
+    pose_motion: list[float] = field(default_factory=list)  # per pose: largest displacement / character size
+    size: float = 1.0  # the character's bounding-box diagonal (world units)
 
     def points(self) -> np.ndarray:
         return np.concatenate([self.rest[o][m] for o, m in self.masks.items()]) if self.masks else np.zeros((0, 3))
@@ -100,31 +102,56 @@ class FaceFrame:
         return m
 
 
+def show_pose(objs: list, pose: dict) -> None:
+    """Put the character (at rest) into ``pose``: a library pose (it has a ``type``) or shape-key values per
+    mesh ({object: {key: value}})."""
+    if "type" in pose:
+        apply_library_pose(objs, pose)
+    else:
+        set_shape_keys(objs, pose)
+
+
+def to_rest(objs: list) -> None:
+    """Every shape key at 0 and every pose bone at identity."""
+    set_shape_keys(objs, {})
+    rest_bones(objs)
+
+
 def face_region(objs: list, poses: list[dict], tolerance: float = 1e-4, size: float | None = None) -> FaceRegion:
-    """The vertices any of ``poses`` ({object: {key: value}}, applied in turn from rest) moves. The character
-    must be at rest (``RestState``); it is left at rest."""
+    """The vertices any of ``poses`` (``show_pose``, applied in turn from rest) moves. The character must be at
+    rest (``RestState``); it is left at rest. ``FaceRegion.pose_motion`` holds each pose's largest vertex
+    displacement as a fraction of the character's size (0: the pose moves nothing)."""
     meshes = [o for o in visible_meshes(objs) if o.type == "MESH"]
+    if not meshes:
+        raise ValueError("the character has no visible mesh to render")
     rest, normals = {}, {}
     for o in meshes:
         rest[o.name], normals[o.name] = evaluated(o, normals=True)
+    allp = np.concatenate(list(rest.values()))
+    if not len(allp):
+        raise ValueError("the character's meshes have no vertices")
     if size is None:
-        allp = np.concatenate(list(rest.values()))
         size = float(np.linalg.norm(allp.max(axis=0) - allp.min(axis=0)))
     tol = tolerance * size
     motion = {name: np.zeros(len(co)) for name, co in rest.items()}
+    per_pose = []
     try:
-        for values in poses:
-            set_shape_keys(objs, values)
+        for pose in poses:
+            show_pose(objs, pose)
+            peak = 0.0
             for o in meshes:
                 co, _ = evaluated(o)
                 if co.shape == rest[o.name].shape:
-                    motion[o.name] = np.maximum(motion[o.name], np.linalg.norm(co - rest[o.name], axis=1))
+                    d = np.linalg.norm(co - rest[o.name], axis=1)
+                    motion[o.name] = np.maximum(motion[o.name], d)
+                    peak = max(peak, float(d.max(initial=0.0)))
+            per_pose.append(peak / max(size, 1e-12))
     finally:
-        set_shape_keys(objs, {})
+        to_rest(objs)
     masks = {name: m > tol for name, m in motion.items() if (m > tol).any()}
     if sum(int(m.sum()) for m in masks.values()) < 3:
         raise ValueError("no pose moves the character's vertices: nothing to frame as a face")
-    return FaceRegion(masks=masks, rest=rest, normals=normals, motion=motion)
+    return FaceRegion(masks=masks, rest=rest, normals=normals, motion=motion, pose_motion=per_pose, size=size)
 
 
 def frame_face(region: FaceRegion, cfg: ThumbnailConfig | None = None) -> FaceFrame:

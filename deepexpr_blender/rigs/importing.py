@@ -1,7 +1,8 @@
 """Bring a character file into the current scene and say which objects it added (bpy).
 
 ``.fbx`` -> ``import_scene.fbx``; ``.glb``/``.gltf``/``.vrm`` -> ``import_scene.gltf`` (a ``.vrm`` is a glTF
-binary: its expression table is read separately by ``core.vrm``); ``.blend`` -> every object of the file
+binary: its expression table is read separately by ``core.vrm``, from the path this puts in the roots'
+``deepexpr_vrm`` property); ``.blend`` -> every object of the file
 appended. Imported animations stay on the objects: ``character.RestState`` detaches them while a library is
 built, and they are never taken for poses.
 """
@@ -33,7 +34,12 @@ def import_character(path: str) -> list:
                 bpy.context.scene.collection.objects.link(o)
     else:
         raise ValueError(f"{path}: cannot import {ext!r} files (expected one of {', '.join(EXTENSIONS)})")
-    return [o for o in bpy.data.objects if o not in before]
+    added = [o for o in bpy.data.objects if o not in before]
+    if ext == ".vrm":  # Blender's importer drops the expression table: say where to read it
+        for o in added:
+            if o.parent is None:
+                o["deepexpr_vrm"] = os.path.abspath(path)
+    return added
 
 
 def pick_face_object(objs: list):

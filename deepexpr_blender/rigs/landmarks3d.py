@@ -12,9 +12,11 @@ Each landmark is a vertex (object, evaluated-mesh index), found in this order:
      nearest to where it lands is the lower lid's (``eye_bottom``); the blink region's extreme vertices
      across the face, at the eye's height and within three lid openings, are the corners
      (``eye_inner``/``eye_outer``);
-   - brows: the brow-raise region (its fastest 40 %, within one eye distance above the eyes) on each side:
+   - brows: the brow-raise region (its fastest 40 %, above the eyes and within 1.2 eye distances of the upper
+     lids) on each side:
      nearest to the midline (inner), farthest (outer), middle;
-   - mouth corners: the smile's fastest visible vertex on each side;
+   - mouth corners: the smile's fastest visible vertex on each side, away from the midline (a smile that
+     also parts the lips moves their middle most);
    - along the midline, the jaw opening separates what stays (upper lip: ``lip_top``/``lip_top_inner`` at its
      lowest point) from what drops (lower lip at its highest point, chin at its lowest visible point);
    - nose tip: the midline vertex nearest the camera between the eyes and the mouth; nose bridge: the
@@ -30,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .character import evaluated, set_shape_keys
-from .framing import FaceFrame, FaceRegion
+from .character import evaluated
+from .framing import FaceFrame, FaceRegion, show_pose, to_rest
 
 SEMANTIC_NAMES: tuple[str, ...] = (
     "l_brow_outer", "l_brow_mid", "l_brow_inner", "r_brow_inner", "r_brow_mid", "r_brow_outer",
@@ -108,15 +110,20 @@ class _View:
         return self.names[int(self.obj[i])], int(self.idx[i])
 
 
-def _role_motion(objs: list, region: FaceRegion, view: _View, keys: list[tuple[str, str]]) -> np.ndarray:
-    """(N, 3) world displacement of every view vertex when the role's keys go to 1 together."""
-    values: dict[str, dict[str, float]] = {}
-    for mesh, key in keys:
-        values.setdefault(mesh, {})[key] = 1.0
+def _role_motion(objs: list, region: FaceRegion, view: _View, keys) -> np.ndarray:
+    """(N, 3) world displacement of every view vertex when the role's keys go to 1 together (``keys``: a list
+    of (mesh, key)), or when the character shows a library pose (``keys``: a pose dict, for rigs whose
+    expressions are bones)."""
+    if isinstance(keys, dict):
+        pose = keys
+    else:
+        pose = {}
+        for mesh, key in keys:
+            pose.setdefault(mesh, {})[key] = 1.0
     disp = np.zeros_like(view.rest)
     by_name = {o.name: o for o in objs}
     try:
-        set_shape_keys(objs, values)
+        show_pose(objs, pose)
         off = 0
         for n in view.names:
             co, _ = evaluated(by_name[n])
@@ -125,7 +132,7 @@ def _role_motion(objs: list, region: FaceRegion, view: _View, keys: list[tuple[s
                 disp[off : off + k] = co - region.rest[n]
             off += k
     finally:
-        set_shape_keys(objs, {})
+        to_rest(objs)
     return disp
 
 
@@ -142,7 +149,7 @@ def motion_landmarks(objs: list, region: FaceRegion, frame: FaceFrame, roles: di
     def sides(sel: np.ndarray):
         return (("l", sel & (x < mid)), ("r", sel & (x >= mid)))
 
-    eye_y, eye_x = [], []
+    eye_y, eye_x, eye_top = [], [], []
     if "eye_close" in mag:
         m = mag["eye_close"]
         for side, sel in sides(vis & (m > 0)):
@@ -159,7 +166,7 @@ def motion_landmarks(objs: list, region: FaceRegion, frame: FaceFrame, roles: di
             # corners: the blink region's extremes across the face, at the eye's height and within three
             # openings of its centre (a blink key may also drag the cheek or the ears)
             (lx, ly) = frame.project(landed[None])[0][0]
-            cy, h = (y[top] + ly) / 2, max(abs(ly - y[top]), 1.0)
+            cy, h = (y[top] + ly) / 2, max(abs(ly - y[top]), 0.03 * frame.size)  # a partial blink moves little
             cand = np.nonzero(sel & (m >= 0.1 * peak) & (np.abs(y - cy) < 0.6 * h) & (np.abs(x - x[top]) < 3 * h))[0]
             if not len(cand):
                 cand = np.array([top])
@@ -170,6 +177,7 @@ def motion_landmarks(objs: list, region: FaceRegion, frame: FaceFrame, roles: di
             found[f"{side}_eye_inner"] = view.vertex(inner)
             found[f"{side}_eye_outer"] = view.vertex(outer)
             eye_y.append((y[top] + y[bottom]) / 2)
+            eye_top.append(min(y[top], y[bottom]))
             eye_x.append((x[inner] + x[outer]) / 2)
     if len(eye_x) == 2:
         mid = float(np.mean(eye_x))
@@ -177,8 +185,8 @@ def motion_landmarks(objs: list, region: FaceRegion, frame: FaceFrame, roles: di
     if "brow_raise" in mag:
         m = mag["brow_raise"]
         band = vis & (np.abs(x - mid) < 1.1 * iod)
-        if eye_y:  # brows sit above the eyes, within about one eye distance
-            band &= (y < min(eye_y)) & (y > min(eye_y) - 0.9 * iod)
+        if eye_y:  # brows sit above the eyes, within about one eye distance of the upper lids
+            band &= (y < min(eye_y)) & (y > min(eye_top) - 1.2 * iod)
         for side, sel in sides(band & (m > 0)):
             if not sel.any():
                 continue
@@ -197,6 +205,8 @@ def motion_landmarks(objs: list, region: FaceRegion, frame: FaceFrame, roles: di
         for side, sel in sides(vis & (m > 0)):
             if eye_y:
                 sel = sel & (y > max(eye_y))
+            off = sel & (np.abs(x - mid) > 0.2 * iod)  # a corner, not the lips' middle a smile also parts
+            sel = off if off.any() else sel
             if sel.any():
                 c = np.nonzero(sel)[0][np.argmax(m[sel])]
                 corners[side] = c

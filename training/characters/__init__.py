@@ -1,18 +1,11 @@
-"""Procedural stylized characters (built in Blender) and their expression data."""
+"""Procedural stylized characters (built in Blender) and their expression data.
 
-import json
-import os
+The AU table the renderer samples is the add-on's own (``deepexpr_blender/core/expressions.json``, one copy):
+the rig builder composes the same expressions onto a user's keys."""
 
-EXPRESSIONS_PATH = os.path.join(os.path.dirname(__file__), "expressions.json")
+from deepexpr_blender.core.expression_keys import EXPRESSIONS_PATH, load_au_table
 
 
 def load_expression_table(path: str = EXPRESSIONS_PATH) -> dict:
     """The documented AU table: {"action_units": {AU: shape_key}, "expressions": {name: {AU: [lo, hi]}}, ...}."""
-    with open(path, encoding="utf-8") as f:
-        table = json.load(f)
-    aus = table["action_units"]
-    for expr, combo in table["expressions"].items():
-        for au, (lo, hi) in combo.items():
-            if au not in aus or not 0 <= lo <= hi <= 1:
-                raise ValueError(f"expressions.json: {expr}: bad entry {au}: {[lo, hi]}")
-    return table
+    return load_au_table(path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from . import characters, ckplus, ckplus_pairs, fer2013, ferg
 from .characters import character_crops
 from .ckplus import list_ckplus
-from .crops import CropDataset, align_array, augment_crop, crop_cache, engine, init_engine, to_input
+from .crops import CropDataset, align_array, augment_crop, augment_strong, crop_cache, engine, init_engine, to_input
 from .fer2013 import list_class_folders, read_fer_csv
 from .ferg import list_ferg
 from .items import SHARED_DATA, SPLITS, DatasetSpec, Item, canonical, subject_folds, subject_split
@@ -58,6 +58,7 @@ __all__ = [
     "Item",
     "align_array",
     "augment_crop",
+    "augment_strong",
     "canonical",
     "character_crops",
     "crop_cache",

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from backend.calibration import aligned_landmarks
 from backend.models import normalize_crops
 
 from .items import Item
@@ -55,9 +56,12 @@ def to_input(crops: np.ndarray) -> torch.Tensor:
     return normalize_crops(crops)
 
 
-def align_array(gray: np.ndarray, size: int, tight_crop: bool = True) -> tuple[np.ndarray, bool, np.ndarray]:
-    """Engine alignment of one image array; returns (crop, detected, geometric features). For tight data set
-    crops, a face the detector misses is placed with TIGHT_CROP_BOX (detected=False)."""
+def align_array(
+    gray: np.ndarray, size: int, tight_crop: bool = True
+) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray]:
+    """Engine alignment of one image array; returns (crop, detected, geometric features, the 68 landmarks in
+    the crop's frame as fractions of its side). For tight data set crops, a face the detector misses is placed
+    with TIGHT_CROP_BOX (detected=False)."""
     from backend.errors import DeepExprError
     from backend.imageio import from_array
 
@@ -73,10 +77,11 @@ def align_array(gray: np.ndarray, size: int, tight_crop: bool = True) -> tuple[n
         box = [TIGHT_CROP_BOX[0] * w, TIGHT_CROP_BOX[1] * h, TIGHT_CROP_BOX[2] * w, TIGHT_CROP_BOX[3] * h]
         fa = eng.analyze(dec, box=box)
         detected = False
-    return fa.aligned(size).crop, detected, eng.geometry(fa)
+    al = fa.aligned(size)
+    return al.crop, detected, eng.geometry(fa), aligned_landmarks(fa.points68, al.matrix, size)
 
 
-def _align_path(args: tuple[str, int]) -> tuple[np.ndarray, bool, np.ndarray]:
+def _align_path(args: tuple[str, int]) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray]:
     path, size = args
     gray = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
     if gray is None:
@@ -86,10 +91,12 @@ def _align_path(args: tuple[str, int]) -> tuple[np.ndarray, bool, np.ndarray]:
 
 def crop_cache(items: list[Item], size: int, cache_dir: str = "cache", workers: int = 2, tag: str = "") -> dict:
     """Aligned crops for ``items`` (cached by the list's paths and size):
-    {'x': (N,S,S) uint8, 'y', 'detected', 'geo' (N, F) geometric features, 'subject'}."""
+    {'x': (N,S,S) uint8, 'y', 'detected', 'geo' (N, F) geometric features, 'lm' (N, 68, 2) aligned landmarks
+    (fractions of the crop side), 'subject'}."""
     # Keyed by the images' last three path parts (class/split/file), so moving the data keeps the cache.
     names = "\n".join("/".join(os.path.normpath(i.path).split(os.sep)[-3:]) for i in items)
-    key = hashlib.sha1((names + f"|{size}|v2").encode()).hexdigest()[:16]
+    # v3: the aligned landmarks ("lm") were added; a v2 cache lacks them and is rebuilt.
+    key = hashlib.sha1((names + f"|{size}|v3").encode()).hexdigest()[:16]
     path = os.path.join(cache_dir, f"crops-{tag}-{size}-{key}.npz")
     if os.path.exists(path):
         with np.load(path) as z:
@@ -110,6 +117,7 @@ def crop_cache(items: list[Item], size: int, cache_dir: str = "cache", workers: 
         "y": np.array([i.label for i in items], dtype=np.int64),
         "detected": np.array([o[1] for o in out], dtype=bool),
         "geo": np.stack([o[2] for o in out]).astype(np.float32),
+        "lm": np.stack([o[3] for o in out]).astype(np.float32),
         "subject": np.array([i.subject for i in items]),
     }
     np.savez(path, **data)
@@ -131,18 +139,22 @@ def split_tag(root: str, split: str) -> str:
 # ------------------------------------------------------------------------------------------ torch dataset
 class CropDataset(Dataset):
     """Aligned grayscale crops with the augmentations common in FER work: horizontal flip, small random
-    similarity (±10°, ±10% scale, ±8% shift), brightness/contrast jitter and random erasing."""
+    similarity (±10°, ±10% scale, ±8% shift), brightness/contrast jitter and random erasing. ``augment``:
+    False, True / "basic" (those), or "strong" (``augment_strong``: those plus what query photos bring)."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, augment: bool, mean: float = 0.5, std: float = 0.5):
-        self.x, self.y, self.augment, self.mean, self.std = x, y, augment, mean, std
+    def __init__(self, x: np.ndarray, y: np.ndarray, augment: bool | str, mean: float = 0.5, std: float = 0.5):
+        if augment not in (False, True, "basic", "strong", "none"):
+            raise ValueError(f"augment must be basic, strong or none, not {augment!r}")
+        self.x, self.y, self.mean, self.std = x, y, mean, std
+        self.augment = {True: augment_crop, "basic": augment_crop, "strong": augment_strong}.get(augment)
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         img = self.x[i].astype(np.float32) / 255.0
-        if self.augment:
-            img = augment_crop(img, np.random)
+        if self.augment is not None:
+            img = self.augment(img, np.random)
         return normalize_crops(img, self.mean, self.std), int(self.y[i])
 
 
@@ -161,3 +173,40 @@ def augment_crop(img: np.ndarray, rng) -> np.ndarray:
         img = img.copy()
         img[y0 : y0 + eh, x0 : x0 + ew] = rng.rand()
     return img.astype(np.float32)
+
+
+def augment_strong(img: np.ndarray, rng) -> np.ndarray:
+    """``augment_crop`` with a wider alignment jitter (±15°, ±15% scale, ±10% shift), then what a query photo
+    brings: gamma and a lighting gradient across the face, blur or a low-resolution round trip, sensor noise,
+    and an occluding bar (hand, glasses frame) besides random erasing."""
+    s = img.shape[0]
+    if rng.rand() < 0.5:
+        img = img[:, ::-1]
+    ang, sc = rng.uniform(-15, 15), rng.uniform(0.85, 1.15)
+    m = cv2.getRotationMatrix2D((s / 2, s / 2), ang, sc)
+    m[:, 2] += rng.uniform(-0.1, 0.1, size=2) * s
+    img = cv2.warpAffine(np.ascontiguousarray(img), m, (s, s), borderMode=cv2.BORDER_REFLECT)
+    img = np.clip(img, 0, 1) ** np.exp(rng.uniform(-0.4, 0.4))
+    if rng.rand() < 0.4:  # light from one side
+        t = rng.uniform(0, 2 * np.pi)
+        ramp = (np.cos(t) * np.linspace(-1, 1, s)[None] + np.sin(t) * np.linspace(-1, 1, s)[:, None]) / 2
+        img = img * (1 + rng.uniform(0.1, 0.5) * ramp)
+    img = np.clip((img - 0.5) * rng.uniform(0.7, 1.3) + 0.5 + rng.uniform(-0.15, 0.15), 0, 1).astype(np.float32)
+    r = rng.rand()
+    if r < 0.2:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.2))
+    elif r < 0.35:
+        k = int(rng.randint(16, 33))
+        img = cv2.resize(cv2.resize(img, (k, k), interpolation=cv2.INTER_AREA), (s, s), interpolation=cv2.INTER_LINEAR)
+    if rng.rand() < 0.3:
+        img = img + rng.normal(0, rng.uniform(0.01, 0.05), img.shape).astype(np.float32)
+    img = img.copy()
+    if rng.rand() < 0.4:
+        eh, ew = (rng.uniform(0.1, 0.35, size=2) * s).astype(int)
+        y0, x0 = rng.randint(0, s - eh), rng.randint(0, s - ew)
+        img[y0 : y0 + eh, x0 : x0 + ew] = rng.rand()
+    elif rng.rand() < 0.3:  # a horizontal bar over the eyes or the mouth
+        h = int(rng.uniform(0.06, 0.14) * s)
+        y0 = int(rng.choice([0.3, 0.7]) * s + rng.uniform(-0.05, 0.05) * s)
+        img[max(0, y0 - h // 2) : y0 + h // 2] = rng.rand()
+    return np.clip(img, 0, 1).astype(np.float32)

@@ -61,6 +61,20 @@ class TrainConfig:
     lr: float = field(0.05, "peak SGD learning rate (one-cycle schedule)")
     weight_decay: float = field(5e-4, "L2 on all weights")
     label_smoothing: float = field(0.1, "cross-entropy label smoothing")
+    init: str = field("", "start from these ExpressionNet weights (.safetensors) instead of random ones: fine-tuning")
+    class_balance: float = field(
+        0.0, "loss weight of a class = (its share of the training split) ** -b: 0 none, 0.5 square root, 1 inverse"
+    )
+    augment: str = field("basic", "basic | strong (adds illumination, blur/low resolution, noise, occlusion bars)")
+    select: str = field("acc", "validation measure that keeps the best checkpoint: acc | balanced (mean recall)")
+
+    def class_weights(self, y: np.ndarray, n_classes: int) -> torch.Tensor | None:
+        """Per-class loss weights (mean 1 over the training samples), or None without balancing."""
+        if not self.class_balance:
+            return None
+        share = np.bincount(y, minlength=n_classes) / len(y)
+        w = np.where(share > 0, np.maximum(share, 1e-12) ** -self.class_balance, 0.0)
+        return torch.tensor(w / (w[y].mean()), dtype=torch.float32)
 
 
 def make_loaders(dc: DataConfig, tc: TrainConfig, rc: RunConfig, di: dist.DistInfo) -> tuple[DataLoader, dict]:
@@ -76,7 +90,7 @@ def make_loaders(dc: DataConfig, tc: TrainConfig, rc: RunConfig, di: dist.DistIn
         )
         for split in SPLITS
     }
-    train_ds = CropDataset(splits["train"]["x"], splits["train"]["y"], augment=True)
+    train_ds = CropDataset(splits["train"]["x"], splits["train"]["y"], augment=tc.augment)
     sampler = DistributedSampler(train_ds, di.world_size, di.rank, shuffle=True, seed=rc.seed) if di.enabled else None
     g = torch.Generator().manual_seed(rc.seed + di.rank)
     train = DataLoader(
@@ -112,7 +126,10 @@ def evaluate(model: torch.nn.Module, data: dict, device: torch.device) -> dict:
     m = calc_metrics(
         ("accuracy", "macro_f1", "confusion"), y_true=data["y"], y_pred=probs.argmax(1), n_classes=len(CLASSES)
     )
-    return {"acc": m["accuracy"], "macro_f1": m["macro_f1"], "cm": m["confusion"]}
+    cm = m["confusion"]
+    recall = np.diag(cm) / np.maximum(cm.sum(axis=1), 1)
+    present = cm.sum(axis=1) > 0
+    return {"acc": m["accuracy"], "macro_f1": m["macro_f1"], "balanced": float(recall[present].mean()), "cm": cm}
 
 
 def training_loop(dc: DataConfig, mc: ExpressionNetConfig, tc: TrainConfig, rc: RunConfig, cfg: dict) -> str:
@@ -121,7 +138,15 @@ def training_loop(dc: DataConfig, mc: ExpressionNetConfig, tc: TrainConfig, rc: 
     di, run_dir = start_run(rc, cfg, "expression-" + os.path.basename(os.path.normpath(dc.root)))
     train, splits = make_loaders(dc, tc, rc, di)
     seed_everything(rc.seed, di.rank)  # after the data: building crops draws from torch's generator
-    model = ExpressionNet(mc).to(di.device)
+    model = ExpressionNet(mc)
+    if tc.init:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(tc.init), strict=True)
+        log.info("initialised from %s", tc.init)
+    model = model.to(di.device)
+    weight = tc.class_weights(splits["train"]["y"], len(CLASSES))
+    weight = None if weight is None else weight.to(di.device)
     opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=0.9, nesterov=True, weight_decay=tc.weight_decay)
     total = tc.epochs * len(train)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, tc.lr, total_steps=total, pct_start=0.15)
@@ -152,7 +177,7 @@ def training_loop(dc: DataConfig, mc: ExpressionNetConfig, tc: TrainConfig, rc: 
         for x, y in tqdm(train, desc=f"epoch {epoch}", disable=not di.is_main, leave=False):
             x, y = x.to(di.device), y.to(di.device)
             logits = net(x)
-            loss = classification_loss(logits, y, tc.label_smoothing)
+            loss = classification_loss(logits, y, tc.label_smoothing, weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -169,30 +194,33 @@ def training_loop(dc: DataConfig, mc: ExpressionNetConfig, tc: TrainConfig, rc: 
                 "train_acc": sums[1].item() / sums[2].item(),
                 "val_acc": val["acc"],
                 "val_macro_f1": val["macro_f1"],
+                "val_balanced": val["balanced"],
                 "lr": sched.get_last_lr()[0],
                 "seconds": time.time() - t0,
             }
             stats.write(**row)
             log.info(
-                "epoch %d loss %.3f train %.3f val %.3f (%.0fs)",
+                "epoch %d loss %.3f train %.3f val %.3f balanced %.3f (%.0fs)",
                 epoch,
                 row["loss"],
                 row["train_acc"],
                 val["acc"],
+                val["balanced"],
                 row["seconds"],
             )
+            measure = val["balanced"] if tc.select == "balanced" else val["acc"]
             state = {
                 "epoch": epoch,
                 "model": model.state_dict(),
                 "opt": opt.state_dict(),
                 "sched": sched.state_dict(),
-                "best": max(best, val["acc"]),
+                "best": max(best, measure),
                 "config": cfg,
                 "version": 1,
             }
             save_checkpoint(os.path.join(run_dir, "checkpoints", "last.pt"), **state)
-            if val["acc"] > best:
-                best = val["acc"]
+            if measure > best:
+                best = measure
                 save_checkpoint(os.path.join(run_dir, "checkpoints", "best.pt"), **state)
         dist.barrier()
     if di.is_main:
@@ -224,7 +252,7 @@ def finish(
     metrics = {
         "fer2013_test_accuracy": round(test["acc"], 4),
         "fer2013_test_macro_f1": round(test["macro_f1"], 4),
-        "fer2013_val_accuracy": round(ck["best"], 4),
+        f"fer2013_val_{'balanced_accuracy' if tc.select == 'balanced' else 'accuracy'}": round(ck["best"], 4),
         "best_epoch": ck["epoch"],
         "test_size": int(len(splits["test"]["y"])),
         "flip_tta": True,
@@ -243,8 +271,11 @@ def finish(
             metrics=metrics,
             reproduce="python -m training.train_expression "
             + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in [("epochs", tc.epochs), ("lr", tc.lr), ("seed", rc.seed)]
-            ),
+                f"--{k.replace('_', '-')} {v}"
+                for k, v in dataclasses.asdict(tc).items()
+                if v != getattr(TrainConfig, k) or k in ("epochs", "lr")
+            )
+            + f" --seed {rc.seed}",
         )
         save_model(model.cpu(), card, rc.export_to)
         log.info("exported %s.safetensors", rc.export_to)
