@@ -59,7 +59,8 @@ clean:
 # (the suite above), 4.2 LTS in .venv-bpy42 (part of `make test`), 4.5 LTS in .venv-bpy45
 # (`make test-blender-all`). Each .venv-bpyXY has its own bpy and sees .venv's packages behind it; the
 # backend child keeps running in .venv (DEEPEXPR_BACKEND_PYTHON).
-BLENDER_TESTS := tests/test_extension.py tests/test_extension_*.py tests/test_keying.py tests/test_rig_library.py
+BLENDER_TESTS := tests/test_extension.py tests/test_extension_*.py tests/test_keying.py tests/test_rig_library.py \
+	tests/test_rig_addon.py tests/test_live_addon.py
 
 .PHONY: test-blender-42 test-blender-45 test-blender-all test-real-window
 

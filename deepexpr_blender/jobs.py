@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 ACTIVE: dict[int, Job] = {}
 
 
+def scene(name: str):
+    """The scene called ``name``, or None when it was renamed or deleted meanwhile (jobs find theirs by uid)."""
+    return bpy.data.scenes.get(name)
+
+
 class Job:
     """One piece of background work for a scene. Subclasses set ``kind``, ``title``, ``cancellable``."""
 

@@ -111,7 +111,8 @@ def test_a_transition_strip_goes_above_the_footage_it_covers_scaled_to_the_scene
     # The .blend and its folder move together: the strip still finds its frames.
     import shutil
 
+    name = strip.name
     shutil.move(str(blend.parent), str(tmp_path / "moved"))
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "moved" / "shot.blend"))
-    strip = strips(bpy.context.scene.sequence_editor)[strip.name]
+    strip = strips(bpy.context.scene.sequence_editor)[name]
     assert os.path.isfile(os.path.join(bpy.path.abspath(strip.directory), strip.elements[0].filename))

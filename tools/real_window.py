@@ -30,7 +30,9 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHOTS = ("capture", "poses", "batch", "sequencer_batch", "transition", "error", "after_rename")
+# Screenshots for docs/extension.md: the sidebar alone, the dialog, or the whole window (half size).
+SIDEBAR_SHOTS = ("capture", "poses", "error")
+WINDOW_SHOTS = ("batch", "sequencer_batch", "transition")
 MIRROR = "http://deb.debian.org/debian"
 
 
@@ -157,12 +159,29 @@ def main() -> None:
     env_test = {**os.environ, "DEEPEXPR_REAL_WINDOW": out, "PYTHONPATH": ROOT}
     test = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/test_real_window.py"], cwd=ROOT, env=env_test)
     if args.docs:
-        os.makedirs(args.docs, exist_ok=True)
-        for name in SHOTS:
-            src = os.path.join(out, f"{name}.png")
-            if os.path.isfile(src):
-                shutil.copy(src, os.path.join(args.docs, f"real-window-{name}.png"))
+        docs_images(out, args.docs)
     raise SystemExit(rc or test.returncode)
+
+
+def docs_images(out: str, docs: str) -> None:
+    """Screenshots of a run, cropped for the docs: the sidebar, the review dialog, whole windows at half size."""
+    import cv2
+
+    result = json.load(open(os.path.join(out, "result.json")))
+    shots = {s["checks"].get("shot", "")[:-4]: s for s in result["steps"] if s["checks"].get("shot")}
+    os.makedirs(docs, exist_ok=True)
+    for name, step in shots.items():
+        img = cv2.imread(os.path.join(out, f"{name}.png"))
+        h, w = img.shape[:2]
+        if name in SIDEBAR_SHOTS:
+            x, y, sw, sh = step["sidebar"]
+            cv2.imwrite(os.path.join(docs, f"{name}.png"), img[max(y, 0) : y + sh, max(x, 0) : x + sw])
+        elif name == "rig_poses":
+            dialog = img[h // 2 - 380 : h // 2 + 380, w // 2 - 420 : w // 2 + 420]
+            cv2.imwrite(os.path.join(docs, f"{name}.png"), dialog)
+        elif name in WINDOW_SHOTS:
+            half = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(os.path.join(docs, f"{name}.jpg"), half, [cv2.IMWRITE_JPEG_QUALITY, 88])
 
 
 if __name__ == "__main__":

@@ -194,6 +194,53 @@ def add_character():
 
 
 @step
+def open_rig_dialog():
+    """Build library from rig: the review dialog lists the poses found in the toon (its AU keys)."""
+    a = main_area()
+    window().event_simulate(type="MOUSEMOVE", value="NOTHING", x=a.x + a.width // 2, y=a.y + a.height // 2)
+    bpy.context.view_layer.objects.active = props().target
+    with override(a):
+        bpy.ops.deepexpr.review_rig_poses("INVOKE_DEFAULT")
+    return after(2.0), {}
+
+
+@step
+def confirm_rig_dialog():
+    from importlib import import_module
+
+    out = import_module(MODULE + ".library_from_rig.ops").library_folder(props().target)
+    shot = screenshot("rig_poses")
+    win = window()
+    win.event_simulate(type="RET", value="PRESS")
+    win.event_simulate(type="RET", value="RELEASE")
+    built = os.path.join(out, "library.json")
+    return lambda: os.path.isfile(built) and props().library == "CUSTOM", {"shot": shot}
+
+
+@step
+def after_rig_library():
+    p = props()
+    entries = json.load(open(os.path.join(p.library_path, "library.json")))["entries"]
+    labels = {e.get("label") for e in entries}
+    return None, {"rig_library": len(entries) >= 7 and {"joy", "anger", "neutral"} <= labels}
+
+
+@step
+def calibrate():
+    p = props()
+    p.source, p.image_path = "IMAGE", CFG["sample_face"]
+    with override(main_area()):
+        assert bpy.ops.deepexpr.capture_neutral() == {"FINISHED"}
+    return not_busy, {}
+
+
+@step
+def after_calibrate():
+    p = props()
+    return None, {"neutral_stored": bool(p.neutral_points) and p.status_kind == "OK"}
+
+
+@step
 def capture():
     p = props()
     p.source, p.image_path = "IMAGE", CFG["sample_face"]
