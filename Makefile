@@ -59,7 +59,8 @@ clean:
 # (the suite above), 4.2 LTS in .venv-bpy42 (part of `make test`), 4.5 LTS in .venv-bpy45
 # (`make test-blender-all`). Each .venv-bpyXY has its own bpy and sees .venv's packages behind it; the
 # backend child keeps running in .venv (DEEPEXPR_BACKEND_PYTHON).
-BLENDER_TESTS := tests/test_extension.py tests/test_extension_*.py tests/test_keying.py tests/test_rig_library.py
+BLENDER_TESTS := tests/test_extension.py tests/test_extension_*.py tests/test_keying.py tests/test_rig_library.py \
+	tests/test_rig_addon.py tests/test_live_addon.py
 
 .PHONY: test-blender-42 test-blender-45 test-blender-all test-real-window
 
@@ -77,8 +78,10 @@ test: test-blender-42
 
 test-blender-all: test test-blender-45
 
-# A real Blender window (Debian's Blender 4.3 under Xvfb in a Debian trixie chroot; needs root and
-# debootstrap, so not part of `make test`): sets the chroot up on first use, runs the workflow, checks the
-# screenshots. See docs/extension.md.
+# A real Blender window (Debian's Blender 4.3 under Xvfb in a Debian trixie chroot, made on first use by
+# debootstrap; needs root, so not part of `make test`): runs the workflow, checks the screenshots, copies
+# them into docs/extension/. CHROOT=/path reuses a chroot made elsewhere. See docs/extension.md.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CHROOT ?= build/trixie
 test-real-window: setup-dev
-	sudo -E tools/real_window.sh
+	$(SUDO) $(BIN)/python tools/real_window.py --chroot $(CHROOT) --docs docs/extension

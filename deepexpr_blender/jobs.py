@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 ACTIVE: dict[int, Job] = {}
 
 
+def scene(name: str):
+    """The scene called ``name``, or None when it was renamed or deleted meanwhile (jobs find theirs by uid)."""
+    return bpy.data.scenes.get(name)
+
+
 class Job:
     """One piece of background work for a scene. Subclasses set ``kind``, ``title``, ``cancellable``."""
 
@@ -41,7 +46,6 @@ class Job:
         self.cancelled = False
         self.error: str | None = None
         self.cancel_sent_at: float | None = None
-        self.watched = False  # a modal operator reports its end in the status bar
         p = scene.deepexpr
         p.busy, p.job, p.cancellable = True, self.kind, self.cancellable
         p.error, p.status, p.status_kind = "", text, "INFO"
@@ -86,6 +90,7 @@ class Job:
             p.status, p.status_kind = text, kind
             if kind == "ERROR":
                 p.error = text
+        status.flash(text, kind)
         status.redraw()
 
     def fail(self, message: str) -> None:
@@ -95,8 +100,6 @@ class Job:
         self.error = message
         self._cancel_request()
         self.finish(message, "ERROR")
-        if not self.watched:
-            status.notify(message, "ERROR")
 
     def end_cancelled(self, text: str = "") -> None:
         self.cancelled = True

@@ -71,7 +71,6 @@ class RequestModal(ReportingOperator):
             return self.fail(err)
         if bpy.app.background or context.window is None:  # no event loop: the caller drains
             return {"FINISHED"}
-        self.job.watched = True
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.modal_handler_add(self)
@@ -120,8 +119,7 @@ class RequestModal(ReportingOperator):
         if self._timer is not None:
             wm.event_timer_remove(self._timer)
             self._timer = None
-        wm.progress_end()
-        context.workspace.status_text_set(None)
+        wm.progress_end()  # the status bar keeps the job's last words for a while (status.flash)
         job = self.job
         p = job.props()
         text = p.status if p is not None else (job.error or f"{job.title} ended")

@@ -52,7 +52,7 @@ class DEEPEXPR_PG_scene(PropertyGroup):
         items=[
             ("WEBCAM", "Webcam", "Grab a frame from a webcam"),
             ("IMAGE", "Image", "A face photo on disk"),
-            ("STRIP", "Video strip", "The frame under the playhead of the active movie strip"),
+            ("STRIP", "Strip", "The frame under the playhead of the active movie strip (Sequencer)"),
         ],
         default="IMAGE",
     )

@@ -19,19 +19,36 @@ def set_backend(text: str, error: str | None = None) -> None:
     redraw()
 
 
-def notify(text: str, level: str = "ERROR") -> None:
-    """Show ``text`` in the status bar (and the Info log) when no operator is running to report it, e.g. when a
-    background job fails later, from the timer. Background mode (tests, scripts): the log only."""
+FLASH_SECONDS = 12.0
+_flash = {"token": 0}
+
+
+def _status_bar(text: str | None) -> None:
+    for win in getattr(bpy.context.window_manager, "windows", []):
+        try:
+            with bpy.context.temp_override(window=win):
+                workspace = bpy.context.workspace
+                if workspace is not None:
+                    workspace.status_text_set(text)
+        except (RuntimeError, AttributeError, TypeError):  # a window without a usable context
+            continue
+
+
+def flash(text: str, level: str = "INFO") -> None:
+    """Show ``text`` in the status bar for a few seconds (a job's end: its result, or what failed and what to
+    do), whether or not an operator is still running. Background mode (tests, scripts): the log only."""
     log.log(logging.ERROR if level == "ERROR" else logging.INFO, "%s", text)
-    wm = bpy.context.window_manager
-    windows = list(getattr(wm, "windows", []))
-    if bpy.app.background or not windows:
+    if bpy.app.background:
         return
-    try:
-        with bpy.context.temp_override(window=windows[0]):
-            bpy.ops.deepexpr.notify("EXEC_DEFAULT", level=level, message=text)
-    except (RuntimeError, AttributeError):  # not registered (unregistering) or no usable window
-        log.debug("status bar message not shown: %s", text)
+    _flash["token"] += 1
+    token = _flash["token"]
+    _status_bar(("DeepExpr error: " if level == "ERROR" else "DeepExpr: ") + text)
+
+    def clear() -> None:
+        if _flash["token"] == token:
+            _status_bar(None)
+
+    bpy.app.timers.register(clear, first_interval=FLASH_SECONDS)
 
 
 def redraw() -> None:

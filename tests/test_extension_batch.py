@@ -67,7 +67,8 @@ def test_a_batch_replaces_the_keys_in_its_range_and_reports_what_it_keyed(addon,
     jaw = fcurves(pip.data.shape_keys)['key_blocks["jaw_drop"].value']
     assert [k.co.x for k in jaw.keyframe_points] == [float(f) for f in expected] + [400.0]  # 5 and 20 replaced
     assert all(abs(k.co.y - 0.77) > 1e-6 for k in jaw.keyframe_points[:-1])
-    assert f"{len(starts)} poses keyed on {pip.name} at frames {', '.join(map(str, starts))}" in props.batch_report
+    poses = f"{len(starts)} pose{'s' if len(starts) > 1 else ''}"
+    assert f"{poses} keyed on {pip.name} at frames {', '.join(map(str, starts))}" in props.batch_report
     assert props.status_kind == "OK"
 
     # A second run with another hold leaves none of the first run's keys in the range.

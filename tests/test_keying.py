@@ -54,7 +54,7 @@ def test_a_target_that_cannot_take_the_pose_is_refused_before_anything_is_keyed(
     bpy.ops.mesh.primitive_cube_add()
     cube = bpy.context.active_object
     pose = {"type": "shape_keys", "target": "pip", "values": {"jaw_drop": 1.0}}
-    with pytest.raises(KeyingError, match="no shape keys"):
+    with pytest.raises(KeyingError, match="shape keys"):
         poses.key_pose(cube, pose, 1)
     assert cube.animation_data is None and cube.data.shape_keys is None
     with pytest.raises(KeyingError, match="not an armature"):

@@ -92,14 +92,13 @@ def scene(live_addon):
     return sc
 
 
-def _keyed_frames(target) -> list[float]:
-    from bpy_extras.anim_utils import action_get_channelbag_for_slot
+def _fcurves(target) -> list:
+    """The target's shape-key F-curves, on any supported Blender (the add-on's compat room)."""
+    return _mod("compat").action_fcurves(target.data.shape_keys)
 
-    ad = target.data.shape_keys.animation_data
-    if ad is None or ad.action is None:
-        return []
-    bag = action_get_channelbag_for_slot(ad.action, ad.action_slot)
-    return sorted({k.co.x for fc in bag.fcurves for k in fc.keyframe_points})
+
+def _keyed_frames(target) -> list[float]:
+    return sorted({k.co.x for fc in _fcurves(target) for k in fc.keyframe_points})
 
 
 def _values(target) -> dict[str, float]:
@@ -198,11 +197,7 @@ def test_sparse_keys_from_a_video_key_the_held_poses(scene, take):
     frames = _keyed_frames(scene.deepexpr.target)
     assert frames == sorted({float(k["frame"]) for k in res["keys"]})  # only the key poses
     assert len(frames) * 3 <= take["frames"]
-    from bpy_extras.anim_utils import action_get_channelbag_for_slot
-
-    ad = scene.deepexpr.target.data.shape_keys.animation_data
-    bag = action_get_channelbag_for_slot(ad.action, ad.action_slot)
-    kps = [kp for fc in bag.fcurves for kp in fc.keyframe_points]
+    kps = [kp for fc in _fcurves(scene.deepexpr.target) for kp in fc.keyframe_points]
     assert {kp.interpolation for kp in kps} == {"BEZIER"} and {kp.handle_left_type for kp in kps} == {"AUTO_CLAMPED"}
     assert f"{res['report']['dense_keys']} frames" in lp.sparse_report and "distance" in lp.sparse_report
 

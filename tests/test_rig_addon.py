@@ -97,7 +97,7 @@ def test_capture_my_neutral_is_stored_and_sent_with_every_retrieval(tmp_path):
     import cv2
     import skimage.data
 
-    from .test_extension import _drain_until
+    from .blender_addon import drain_until as _drain_until
 
     image = str(tmp_path / "neutral.png")
     cv2.imwrite(image, cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))

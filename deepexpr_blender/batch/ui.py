@@ -29,6 +29,7 @@ def draw_batch(layout, context, in_sequencer: bool) -> None:
 class _Batch:
     bl_label = "Batch"
     bl_options = {"DEFAULT_CLOSED"}
+    bl_order = 4
 
 
 class DEEPEXPR_PT_view3d_batch(_Batch, View3DSubPanel, bpy.types.Panel):

@@ -21,6 +21,10 @@ from ..props import retrieval_params
 from ..session import connection
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _frames(frames: list[int], most: int = 10) -> str:
     return ", ".join(map(str, frames[:most])) + (" ..." if len(frames) > most else "")
 
@@ -116,7 +120,10 @@ class BatchJob(jobs.Job):
     def report(self) -> str:
         state = "cancelled" if self.cancelled else ("stopped" if self.failed or self.error else "done")
         starts = sorted(self.keyed_starts)
-        text = f"Batch {state}: {len(self.samples)} frames sampled, {len(starts)} poses keyed on {self.target_name}"
+        text = (
+            f"Batch {state}: {_count(len(self.samples), 'frame')} sampled, {_count(len(starts), 'pose')} keyed on "
+            f"{self.target_name}"
+        )
         if starts:
             text += f" at frames {_frames(starts)}"
         if self.no_face:
@@ -154,7 +161,8 @@ def strip_input(scene) -> tuple[str, tuple[int, int, int]]:
     problem = sequencer.fps_problem(scene, strip)
     if problem:
         raise WorkflowError(problem)
-    return bpy.path.abspath(strip.filepath), (strip.frame_final_start, strip.frame_final_end - 1, strip.frame_start)
+    first, last, zero = int(strip.frame_final_start), int(strip.frame_final_end) - 1, int(round(strip.frame_start))
+    return bpy.path.abspath(strip.filepath), (first, last, zero)
 
 
 def start_batch(scene, from_strip: bool = False) -> BatchJob:

@@ -11,7 +11,7 @@ from .neutral import draw_neutral
 
 def draw_capture(layout, props) -> None:
     col = layout.column(align=True)
-    col.prop(props, "source", expand=True)
+    col.row(align=True).prop(props, "source", expand=True)
     if props.source == "WEBCAM":
         col.prop(props, "webcam_index")
     elif props.source == "IMAGE":
@@ -21,13 +21,14 @@ def draw_capture(layout, props) -> None:
     layout.operator("deepexpr.capture", icon="OUTLINER_OB_CAMERA")
     draw_neutral(layout, props)
     if props.preview_path:
-        layout.template_icon(icon_value=icon(props.preview_path), scale=8)
+        layout.template_icon(icon_value=icon(props.preview_path), scale=6)
     if props.expression:
         layout.label(text=f"Expression: {props.expression} ({props.confidence:.0%})", icon="MONKEY")
 
 
 class _Capture:
     bl_label = "Capture"
+    bl_order = 0
 
     def draw(self, context):
         draw_capture(self.layout, context.scene.deepexpr)

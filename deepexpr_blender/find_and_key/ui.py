@@ -1,7 +1,7 @@
-"""The Poses sub-panel: library, target, Find poses, and the candidates as a compact list (thumbnail,
-character, label, intensity, full score) with the chosen one shown large above its Key button, so the panel
-stays short at the default sidebar width and the sub-panels below stay in reach. The retrieval weights sit
-in a closed sub-panel."""
+"""The Poses sub-panel (library, target, Find poses; the retrieval weights in a closed sub-panel) and the
+Candidates sub-panel, the last of the sidebar so the other sub-panels stay in reach above it: a compact list
+(thumbnail, character, label, intensity, full score) that fits the default sidebar width, and the chosen
+candidate shown large beside its Key button."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class DEEPEXPR_UL_candidates(bpy.types.UIList):
         layout.label(text=candidate_text(index, item), icon_value=icon(item.thumbnail))
 
 
-def draw_candidates(layout, props) -> None:
+def draw_search(layout, props) -> None:
     col = layout.column(align=True)
     col.prop(props, "library", text="")
     if props.library == "CUSTOM":
@@ -32,14 +32,18 @@ def draw_candidates(layout, props) -> None:
     col.prop(props, "top_k")
     layout.prop(props, "target")
     layout.operator("deepexpr.find_poses", icon="VIEWZOOM")
+
+
+def draw_candidates(layout, props) -> None:
     if not props.candidates:
+        layout.label(text="Find poses to see the closest ones here")
         return
-    rows = min(len(props.candidates), 6)
+    rows = min(len(props.candidates), 4)
     layout.template_list(DEEPEXPR_UL_candidates.bl_idname, "", props, "candidates", props, "candidate_index", rows=rows)
     i = min(max(props.candidate_index, 0), len(props.candidates) - 1)
     chosen = props.candidates[i]
     row = layout.row()
-    row.template_icon(icon_value=icon(chosen.thumbnail), scale=5.0)
+    row.template_icon(icon_value=icon(chosen.thumbnail), scale=4.0)
     side = row.column(align=True)
     side.label(text=f"{chosen.character.title()}: {chosen.label or 'unlabelled'}")
     if chosen.intensity >= 0:
@@ -51,6 +55,16 @@ def draw_candidates(layout, props) -> None:
 class DEEPEXPR_PT_view3d_poses(View3DSubPanel, bpy.types.Panel):
     bl_idname = "DEEPEXPR_PT_view3d_poses"
     bl_label = "Poses"
+    bl_order = 1
+
+    def draw(self, context):
+        draw_search(self.layout, context.scene.deepexpr)
+
+
+class DEEPEXPR_PT_view3d_candidates(View3DSubPanel, bpy.types.Panel):
+    bl_idname = "DEEPEXPR_PT_view3d_candidates"
+    bl_label = "Candidates"
+    bl_order = 100  # last: the list grows, the other sub-panels stay in reach above it
 
     def draw(self, context):
         draw_candidates(self.layout, context.scene.deepexpr)
@@ -72,4 +86,4 @@ class DEEPEXPR_PT_view3d_weights(bpy.types.Panel):
         col.prop(context.scene.deepexpr, "gamma")
 
 
-classes = (DEEPEXPR_UL_candidates, DEEPEXPR_PT_view3d_poses, DEEPEXPR_PT_view3d_weights)
+classes = (DEEPEXPR_UL_candidates, DEEPEXPR_PT_view3d_poses, DEEPEXPR_PT_view3d_weights, DEEPEXPR_PT_view3d_candidates)

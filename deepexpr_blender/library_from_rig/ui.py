@@ -12,6 +12,7 @@ class DEEPEXPR_PT_view3d_characters(View3DSubPanel, bpy.types.Panel):
     bl_idname = "DEEPEXPR_PT_view3d_characters"
     bl_label = "Characters and libraries"
     bl_options = {"DEFAULT_CLOSED"}
+    bl_order = 2
 
     def draw(self, context):
         col = self.layout.column(align=True)

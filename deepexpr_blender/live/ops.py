@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..operator_base import USER_ERRORS, ReportingOperator, RequestModal
+from ..operator_base import USER_ERRORS, ReportingOperator, RequestModal, busy_reason, refuse
 from ..session import connection
 from . import workflow
 
@@ -21,7 +21,11 @@ class DEEPEXPR_OT_live(ReportingOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return context.scene is not None and not context.scene.deepexpr.busy
+        if context.scene is None:
+            return False
+        if context.scene.deepexpr.busy:
+            return refuse(cls, busy_reason(context.scene.deepexpr))
+        return True
 
     def execute(self, context):
         scene = context.scene
@@ -32,7 +36,7 @@ class DEEPEXPR_OT_live(ReportingOperator, bpy.types.Operator):
             workflow.start_live(scene)
         except USER_ERRORS as err:
             return self.fail(err)
-        if context.window is None:  # background: the session timer drains the results
+        if bpy.app.background or context.window is None:  # no event loop: the session timer drains the results
             return {"FINISHED"}
         wm = context.window_manager
         self._timer = wm.event_timer_add(DRAIN_INTERVAL, window=context.window)
@@ -74,7 +78,9 @@ class DEEPEXPR_OT_live_record(ReportingOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return workflow.session(context.scene) is not None
+        if workflow.session(context.scene) is None:
+            return refuse(cls, "Start Live first: Record keys what live mode shows")
+        return True
 
     def execute(self, context):
         try:
@@ -95,10 +101,15 @@ class DEEPEXPR_OT_sparse_keys(RequestModal, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return context.scene.deepexpr.target is not None and not context.scene.deepexpr.busy
+        p = context.scene.deepexpr
+        if p.busy:
+            return refuse(cls, busy_reason(p))
+        if p.target is None:
+            return refuse(cls, "Pick a Target first: the character to key (Poses panel)")
+        return True
 
-    def start_job(self, scene):
-        return workflow.start_sparse(scene)
+    def start_job(self, context):
+        return workflow.start_sparse(context.scene)
 
 
 classes = (DEEPEXPR_OT_live, DEEPEXPR_OT_live_stop, DEEPEXPR_OT_live_record, DEEPEXPR_OT_sparse_keys)

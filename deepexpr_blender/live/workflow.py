@@ -29,7 +29,7 @@ import time
 
 import bpy
 
-from .. import compat, jobs, paths, poses, status
+from .. import compat, jobs, messages, paths, poses, status
 from ..client import BackendError
 from ..core.smoothing import OnlineSmoother
 from ..core.vocabulary import LABELS
@@ -352,55 +352,59 @@ def stop_all(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- sparse keys
-class SparseJob:
+class SparseJob(jobs.Job):
     """A performance turned into key poses: trajectory (from a video or a take), key_poses, keying."""
 
-    def __init__(self, scene):
-        self.scene_name = scene.name
+    kind = "sparse"
+    title = "Sparse keys"
+    cancellable = True
+
+    def __init__(self, scene, text: str):
+        super().__init__(scene, text)
         self.start_frame = scene.frame_current
         self.library = paths.library_root(scene)
         self.frames: list[int] = []
         self.probs: list[list[float]] = []
         self.candidates: list[list] = []
-        self.request_id = -1
-        self.done = False
-        self.error: str | None = None
         self.result: dict | None = None
         self.keyed: list[tuple[int, str, str]] = []  # (frame, kind, pose id)
 
-    def fail(self, err: Exception) -> None:
-        self.done, self.error = True, str(err)
-        sc = jobs.scene(self.scene_name)
-        if sc is not None:
-            sc.deepexpr.busy = False
-            sc.deepexpr.status = sc.deepexpr_live.sparse_report = f"Sparse keys failed: {err}"
+    def fail(self, err) -> None:
+        """End with an error (a message, a backend error or an exception); the report says it too."""
+        if isinstance(err, BackendError):
+            message = messages.explain(err, self.title)
+        else:
+            message = err if isinstance(err, str) else f"{self.title} failed. {err}"
+        sc = self.scene()
+        if sc is not None and not self.done:
+            sc.deepexpr_live.sparse_report = message
+        super().fail(message)
 
 
 def start_sparse(scene) -> SparseJob:
     props, lp = scene.deepexpr, scene.deepexpr_live
     if props.target is None:
         raise KeyingError("Pick the target character first")
-    job = SparseJob(scene)
     client = connection.require_backend()
     if lp.sparse_source == "TAKE":
         last = _takes.get(scene.name)
         if not last:
             raise WorkflowError("No recorded take: record one in live mode first")
+        job = SparseJob(scene, "Sparse keys: finding the key poses...")
         job.library = last["library"]
         for frame, probs, cands in last["take"]:
             job.frames.append(frame)
             job.probs.append(probs)
             job.candidates.append(cands)
-        props.busy, props.status = True, "Sparse keys: finding the key poses..."
         _request_keys(job, client)
         return job
     video = bpy.path.abspath(lp.sparse_video)
     if not video or not os.path.isfile(video):
         raise WorkflowError("Choose the performance video")
+    job = SparseJob(scene, "Sparse keys: reading the performance...")
     params: dict = {"video": video, "frame_step": 1, "top_k": 5, **retrieval_params(props)}
     if job.library:
         params["library"] = job.library
-    props.busy, props.status, props.progress = True, "Sparse keys: reading the performance...", 0.0
 
     def progress(p: dict) -> None:
         job.library = p["library"]
@@ -409,10 +413,7 @@ def start_sparse(scene) -> SparseJob:
             job.frames.append(job.start_frame + item["index"] * item.get("step", 1))
             job.probs.append([round(item["probabilities"].get(label, 0.0), 4) for label in LABELS])
             job.candidates.append(item["candidates"])
-        sc = jobs.scene(job.scene_name)
-        if sc is not None:
-            sc.deepexpr.progress = p["done"] / max(p["total"], 1)
-            sc.deepexpr.status = f"Sparse keys: frame {p['done']} of {p['total']}"
+        job.progress(p["done"], p["total"], f"Sparse keys: frame {p['done']} of {p['total']}")
 
     def read(res: dict) -> None:
         if not job.frames:
@@ -420,7 +421,7 @@ def start_sparse(scene) -> SparseJob:
             return
         _request_keys(job, client)
 
-    job.request_id = client.request("retrieve_batch", params, read, job.fail, progress)
+    job.request_id = client.request("retrieve_batch", params, job.guard(read), job.on_error, job.guard(progress))
     return job
 
 
@@ -443,7 +444,7 @@ def _request_keys(job: SparseJob, client) -> None:
             log.exception("DeepExpr: keying the sparse poses failed")
             job.fail(err)
 
-    job.request_id = client.request("key_poses", params, keyed, job.fail)
+    job.request_id = client.request("key_poses", params, job.guard(keyed), job.on_error)
 
 
 def key_sparse(job: SparseJob, res: dict) -> None:
@@ -459,7 +460,7 @@ def key_sparse(job: SparseJob, res: dict) -> None:
         poses.key_pose(target, e["pose"], int(k["frame"]), job.library)
         job.keyed.append((int(k["frame"]), k["kind"], e["id"]))
     set_interpolation(target, {f for f, _, _ in job.keyed}, job.keyed and entries[job.keyed[0][2]]["pose"])
-    job.result, job.done = res, True
+    job.result = res
     r = res["report"]
     lp.sparse_report = (
         f"{len(job.keyed)} keys for {r['dense_keys']} frames (dense: {r['dense_keys']} keys, "
@@ -467,8 +468,7 @@ def key_sparse(job: SparseJob, res: dict) -> None:
         f"trajectory distance {r['tv_error']:.3f} mean, {r['tv_error_max']:.2f} max; labels agree "
         f"{100 * r['label_agreement']:.0f}%"
     )
-    props.busy = False
-    props.status = "Sparse keys: " + lp.sparse_report
+    job.finish("Sparse keys: " + lp.sparse_report)
     try:
         bpy.ops.ed.undo_push(message="DeepExpr sparse keys")
     except RuntimeError:

@@ -79,7 +79,8 @@ def ready_text(info: dict) -> tuple[str, str | None]:
     """(status line, error or None) for a backend that answered ``initialize``."""
     missing = [k for k, v in info.get("models", {}).items() if not v.get("loaded")]
     threads = info.get("threads")
-    text = f"Backend ready ({info.get('device')}" + (f", {threads} threads)" if threads else ")")
+    count = f", {threads} thread{'s' if threads != 1 else ''}" if threads else ""
+    text = f"Backend ready ({info.get('device')}{count})"
     if missing:
         return text, (f"Models missing: {', '.join(missing)}. Reinstall the backend (make setup); see the backend log.")
     return text, None

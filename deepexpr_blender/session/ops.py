@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, StringProperty
+from bpy.props import IntProperty
 
 from .. import prefs
 from . import connection
@@ -40,22 +40,8 @@ class DEEPEXPR_OT_library_folder_remove(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class DEEPEXPR_OT_notify(bpy.types.Operator):
-    bl_idname = "deepexpr.notify"
-    bl_label = "DeepExpr message"
-    bl_description = "Show a DeepExpr message in the status bar (used when background work ends)"
-    bl_options = {"INTERNAL"}
-    level: EnumProperty(items=[(v, v.title(), "") for v in ("INFO", "WARNING", "ERROR")], default="INFO")
-    message: StringProperty()
-
-    def execute(self, context):
-        self.report({self.level}, self.message)
-        return {"FINISHED"}
-
-
 classes = (
     DEEPEXPR_OT_check_backend,
     DEEPEXPR_OT_library_folder_add,
     DEEPEXPR_OT_library_folder_remove,
-    DEEPEXPR_OT_notify,
 )

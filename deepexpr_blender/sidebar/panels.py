@@ -15,7 +15,7 @@ def line_width(context) -> int:
     region = getattr(context, "region", None)
     scale = (context.preferences.system.ui_scale if context.preferences else 0.0) or 1.0
     width = region.width if region is not None and region.width > 1 else 300
-    return max(20, int((width - 40) / (6.2 * scale)))
+    return max(20, int((width - 70 * scale) / (7.0 * scale)))
 
 
 def wrapped(layout, context, text: str, icon: str = "NONE") -> None:

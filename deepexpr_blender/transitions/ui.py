@@ -26,6 +26,7 @@ def draw_transition(layout, props) -> None:
 class _Transition:
     bl_label = "Transition"
     bl_options = {"DEFAULT_CLOSED"}
+    bl_order = 3
 
     def draw(self, context):
         draw_transition(self.layout, context.scene.deepexpr)
