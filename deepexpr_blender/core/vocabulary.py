@@ -30,8 +30,8 @@ SYNONYMS: dict[str, str | None] = {
 # val + half of the CK+ subjects; delta and calibration on CK+ pairs of that half): docs/evaluation/rig_scoring.md.
 DEFAULT_ALPHA = 1.0
 DEFAULT_BETA = 0.2
-DEFAULT_GAMMA = 0.5
-DEFAULT_DELTA = 0.1
+DEFAULT_GAMMA = 1.0
+DEFAULT_DELTA = 0.4
 DEFAULT_CALIBRATION = 0.0
 DEFAULT_TOP_K = 5
 
