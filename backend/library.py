@@ -61,10 +61,19 @@ class Library:
 def load_library(root: str) -> Library:
     """Load and validate a library folder; LIBRARY_INVALID names the library and the entry at fault."""
     root = os.path.abspath(root)
+    if not os.path.isdir(root):
+        raise DeepExprError(protocol.LIBRARY_INVALID, f"library {root}: not a folder", {"library": root})
+    if not os.path.isfile(os.path.join(root, "library.json")):
+        raise DeepExprError(protocol.LIBRARY_INVALID, f"library {root}: no library.json file in it", {"library": root})
     try:
         data = fmt.load(root)
     except fmt.LibraryError as exc:
         raise DeepExprError(protocol.LIBRARY_INVALID, str(exc), {"library": root}) from None
+    except (OSError, ValueError) as exc:  # unreadable, or a name the file system refuses
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise DeepExprError(
+            protocol.LIBRARY_INVALID, f"library {root}: cannot read it: {what}", {"library": root}
+        ) from None
     for i, e in enumerate(data["entries"]):
         problem = _entry_problem(e)
         if problem:

@@ -17,6 +17,20 @@ from deepexpr_blender.core import protocol
 from .errors import DeepExprError
 
 
+def is_text(s: str) -> bool:
+    """A string that encodes as UTF-8: no lone surrogates (which JSON escapes can carry)."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def valid_id(v: Any) -> bool:
+    """A JSON-RPC id this server answers to: an integer, or a string of valid Unicode."""
+    return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, str) and is_text(v))
+
+
 class Cancelled(DeepExprError):
     """The client cancelled the request; ``partial`` (the work done so far) travels in ``error.data``."""
 

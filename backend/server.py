@@ -8,6 +8,7 @@ Threads: a *reader* parses frames from stdin onto a queue and handles ``$/cancel
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import threading
@@ -20,7 +21,7 @@ from deepexpr_blender.core import protocol as P
 
 from . import __version__
 from .errors import DeepExprError
-from .rpc import MethodRegistry, RequestContext
+from .rpc import MethodRegistry, RequestContext, is_text, valid_id
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,13 @@ class Server:
         self.send(P.notification(method, params))
 
     def send(self, msg: dict) -> None:
-        data = P.encode(msg)
+        """Write one message. Whatever it holds, what goes out is strict JSON: a message that does not encode
+        (lone surrogates, NaN, nesting) is sent with its strings repaired, or as an INTERNAL_ERROR reply."""
+        try:
+            data = P.encode(msg)
+        except (ValueError, TypeError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+            log.warning("a %s did not encode (%s); sending it repaired", "reply" if "id" in msg else "message", exc)
+            data = _encode_repaired(msg)
         with self._write_lock:
             try:
                 self.stdout.write(data)
@@ -91,7 +98,7 @@ class Server:
                 continue
             if isinstance(msg, dict) and msg.get("method") == "$/cancelRequest":
                 params = msg.get("params")
-                if isinstance(params, dict) and "id" in params:
+                if isinstance(params, dict) and valid_id(params.get("id")):
                     self.cancelled.add(params["id"])
                 continue
             self._queue.put(msg)
@@ -111,7 +118,12 @@ class Server:
                     # The byte stream is out of sync: nothing after this can be trusted.
                     self.send(P.error_response(None, P.PARSE_ERROR, "stream out of sync; the server stops"))
                 continue
-            code = self.handle(item)
+            try:
+                code = self.handle(item)
+            except Exception:  # handle() answers every error itself; this is the last guard of the loop
+                log.error("internal error handling a message:\n%s", traceback.format_exc())
+                self.send(P.error_response(None, P.INTERNAL_ERROR, "internal error; see the backend's log"))
+                continue
             if code is not None:
                 return code
 
@@ -124,12 +136,17 @@ class Server:
         msg_id = msg.get("id")
         method = msg.get("method")
         is_request = "id" in msg
+        # Only a valid id is echoed (JSON-RPC: null when it cannot be determined); anything else (nested
+        # structures, lone surrogates) could not be sent back as strict JSON.
+        reply_id = msg_id if valid_id(msg_id) else None
         if msg.get("jsonrpc") != "2.0" or not isinstance(method, str):
             if is_request or "method" in msg:
-                self.send(P.error_response(msg_id, P.INVALID_REQUEST, 'need "jsonrpc": "2.0" and a string "method"'))
+                what = 'need "jsonrpc": "2.0" and a string "method"'
+                self.send(P.error_response(reply_id, P.INVALID_REQUEST, what))
             return None
-        if is_request and not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool):
-            self.send(P.error_response(None, P.INVALID_REQUEST, "id must be an integer or a string"))
+        if is_request and not valid_id(msg_id):
+            what = "id must be an integer or a string of valid Unicode text"
+            self.send(P.error_response(None, P.INVALID_REQUEST, what))
             return None
         params = msg.get("params", {})
         if params is None:
@@ -183,8 +200,8 @@ class Server:
 
     def _initialize(self, params: dict) -> dict:
         client_version = params.get("protocolVersion")
-        if not isinstance(client_version, str):
-            raise DeepExprError(P.INVALID_PARAMS, "initialize needs protocolVersion (string)")
+        if not isinstance(client_version, str) or not is_text(client_version):
+            raise DeepExprError(P.INVALID_PARAMS, "initialize needs protocolVersion (a string of valid Unicode)")
         if client_version.split(".")[0] != P.PROTOCOL_VERSION.split(".")[0]:
             raise DeepExprError(
                 P.INVALID_REQUEST,
@@ -211,6 +228,31 @@ class Server:
             "methods": self.methods.names(),
             **self.engine.info(),
         }
+
+
+def _repaired(v: Any, depth: int = 0) -> Any:
+    """``v`` made strictly encodable: lone surrogates replaced (U+FFFD), non-finite numbers as null, nesting cut."""
+    if isinstance(v, str):
+        return v if is_text(v) else v.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if depth > 64:
+        return "..."
+    if isinstance(v, dict):
+        return {_repaired(str(k), depth + 1): _repaired(x, depth + 1) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_repaired(x, depth + 1) for x in v]
+    if v is None or isinstance(v, (bool, int)):
+        return v
+    return _repaired(repr(v), depth + 1)
+
+
+def _encode_repaired(msg: dict) -> bytes:
+    try:
+        return P.encode(_repaired(msg))
+    except (ValueError, TypeError, RecursionError):  # cannot happen; the loop must not die if it does
+        reply_id = msg.get("id") if valid_id(msg.get("id")) else None
+        return P.encode(P.error_response(reply_id, P.INTERNAL_ERROR, "a reply could not be encoded"))
 
 
 def _alive(pid: int) -> bool:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
 import sys
+import threading
 from typing import Any
 
 from deepexpr_blender.core import protocol as P
@@ -25,6 +27,16 @@ class BackendProcess:
         )
         self.next_id = 0
         self.notifications: list[dict] = []
+        # Stderr is drained all the time (as the add-on's client does): a full pipe would block the backend.
+        self._stderr: collections.deque[bytes] = collections.deque(maxlen=200)
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+
+    def _drain_stderr(self) -> None:
+        for line in iter(self.proc.stderr.readline, b""):
+            self._stderr.append(line)
+
+    def stderr_tail(self) -> str:
+        return b"".join(self._stderr).decode("utf-8", "replace")[-4000:]
 
     def send_raw(self, data: bytes) -> None:
         self.proc.stdin.write(data)
@@ -36,7 +48,7 @@ class BackendProcess:
     def read(self) -> dict:
         body = P.read_frame(self.proc.stdout)
         if body is None:
-            raise EOFError(f"backend closed stdout; stderr: {self.proc.stderr.read().decode()[-2000:]}")
+            raise EOFError(f"backend closed stdout; stderr: {self.stderr_tail()}")
         return P.decode(body)
 
     def read_response(self, msg_id: Any = None) -> dict:

@@ -10,8 +10,10 @@ from . import params as p
 
 def capture(params: dict, ctx: RequestContext) -> dict:
     source = params.get("source", 0)
-    if not isinstance(source, (int, str)) or isinstance(source, bool):
-        raise invalid_params("param 'source' must be a webcam index or a path / URL")
+    if isinstance(source, str):
+        source = p.string(params, "source")
+    elif not isinstance(source, int) or isinstance(source, bool) or not 0 <= source < 1000:
+        raise invalid_params("param 'source' must be a webcam index (0..999) or a path / URL")
     frame = params.get("frame")
     if frame is not None and (not isinstance(frame, int) or isinstance(frame, bool) or frame < 0):
         raise invalid_params("param 'frame' must be a non-negative integer")

@@ -7,17 +7,25 @@ from dataclasses import fields
 from typing import Any
 
 from ..errors import invalid_params
+from ..rpc import is_text
 from ..scoring import RetrievalWeights
 
 
 def string(params: dict, key: str, required: bool = True) -> str | None:
-    """A non-empty string; ``None`` when absent and not required."""
+    """A non-empty string of valid Unicode (JSON escapes can carry lone surrogates, which are not text, and
+    NUL, which no path holds); ``None`` when absent and not required."""
     v = params.get(key)
     if v is None and not required:
         return None
     if not isinstance(v, str) or not v:
         raise invalid_params(f"param {key!r} must be a non-empty string")
+    _check_text(key, v)
     return v
+
+
+def _check_text(key: str, v: str) -> None:
+    if not is_text(v) or "\x00" in v:
+        raise invalid_params(f"param {key!r} must be valid Unicode text without NUL characters")
 
 
 def box(params: dict) -> list[float] | None:
@@ -59,6 +67,8 @@ def path_list(params: dict, key: str, limit: int) -> list[str]:
     v = params.get(key)
     if not isinstance(v, list) or not all(isinstance(p, str) for p in v) or len(v) > limit:
         raise invalid_params(f"param {key!r} must be a list of at most {limit} paths")
+    for i, path in enumerate(v):
+        _check_text(f"{key}[{i}]", path)
     return v
 
 
