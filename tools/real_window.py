@@ -166,6 +166,7 @@ def main() -> None:
 def docs_images(out: str, docs: str) -> None:
     """Screenshots of a run, cropped for the docs: the sidebar, the review dialog, whole windows at half size."""
     import cv2
+    import numpy as np
 
     result = json.load(open(os.path.join(out, "result.json")))
     shots = {s["checks"].get("shot", "")[:-4]: s for s in result["steps"] if s["checks"].get("shot")}
@@ -176,9 +177,13 @@ def docs_images(out: str, docs: str) -> None:
         if name in SIDEBAR_SHOTS:
             x, y, sw, sh = step["sidebar"]
             cv2.imwrite(os.path.join(docs, f"{name}.png"), img[max(y, 0) : y + sh, max(x, 0) : x + sw])
-        elif name == "rig_poses":
-            dialog = img[h // 2 - 380 : h // 2 + 380, w // 2 - 420 : w // 2 + 420]
-            cv2.imwrite(os.path.join(docs, f"{name}.png"), dialog)
+        elif name == "rig_poses":  # the dialog: where this shot differs from the one just before it
+            before = cv2.imread(os.path.join(out, "rig_before.png"))
+            changed = (cv2.absdiff(img, before).max(axis=2) > 12)[: h - 30]  # not the status bar
+            ys, xs = changed.nonzero()
+            y0, y1 = max(int(np.percentile(ys, 0.5)) - 10, 0), int(np.percentile(ys, 99.5)) + 10
+            x0, x1 = max(int(np.percentile(xs, 0.5)) - 10, 0), int(np.percentile(xs, 99.5)) + 10
+            cv2.imwrite(os.path.join(docs, f"{name}.png"), img[y0:y1, x0:x1])
         elif name in WINDOW_SHOTS:
             half = cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
             cv2.imwrite(os.path.join(docs, f"{name}.jpg"), half, [cv2.IMWRITE_JPEG_QUALITY, 88])

@@ -197,11 +197,13 @@ def add_character():
 def open_rig_dialog():
     """Build library from rig: the review dialog lists the poses found in the toon (its AU keys)."""
     a = main_area()
-    window().event_simulate(type="MOUSEMOVE", value="NOTHING", x=a.x + a.width // 2, y=a.y + a.height // 2)
+    x, y = a.x + a.width // 2, a.y + a.height // 2
+    window().event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
     bpy.context.view_layer.objects.active = props().target
+    before = screenshot("rig_before")  # what changes between the two shots is the dialog
     with override(a):
         bpy.ops.deepexpr.review_rig_poses("INVOKE_DEFAULT")
-    return after(2.0), {}
+    return after(2.0), {"before_dialog": before}
 
 
 @step

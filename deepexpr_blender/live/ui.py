@@ -72,6 +72,8 @@ def _wrap(text: str, width: int) -> list[str]:
 class DEEPEXPR_PT_view3d_live(View3DSubPanel, bpy.types.Panel):
     bl_idname = "DEEPEXPR_PT_view3d_live"
     bl_label = "Live"
+    bl_options = {"DEFAULT_CLOSED"}
+    bl_order = 5  # after the other workflows, before the Candidates (last): every header stays in reach
 
     def draw(self, context):
         draw_live(self.layout, context.scene)
@@ -81,6 +83,7 @@ class DEEPEXPR_PT_view3d_sparse(View3DSubPanel, bpy.types.Panel):
     bl_idname = "DEEPEXPR_PT_view3d_sparse"
     bl_label = "Sparse keys"
     bl_options = {"DEFAULT_CLOSED"}
+    bl_order = 6
 
     def draw(self, context):
         draw_sparse(self.layout, context.scene)
