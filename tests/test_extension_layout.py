@@ -35,7 +35,7 @@ def test_the_thread_preference_reaches_the_backend(addon):
         assert client.command()[-2:] == ["--threads", str(n)]
         bpy.ops.deepexpr.check_backend()
         assert drain_until(lambda: backend["info"] is not None, 120), backend
-        assert backend["info"]["threads"] == n and f"{n} threads" in backend["text"]
+        assert backend["info"]["threads"] == n and f", {n} thread" in backend["text"]
     assert connection.get_client() is client  # unchanged preferences: the same backend
 
 
