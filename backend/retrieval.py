@@ -91,10 +91,13 @@ def library_embeddings(engine, lib: Library, cache_dir: str | None = None) -> tu
     size = int(model.card.input.get("size", 48))
     crops = [_entry_crop(engine, lib, i, size) for i in range(len(lib.entries))]
     emb = np.concatenate([engine.embed_crops(crops[i : i + 256], model) for i in range(0, len(crops), 256)])
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, emb=emb)
-    os.replace(tmp, path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, emb=emb)
+        os.replace(tmp, path)
+    except OSError as exc:  # an unwritable cache costs time on the next start, not this answer
+        log.warning("cannot write the embedding cache %s (%s); continuing without it", path, exc)
     return emb, key
 
 

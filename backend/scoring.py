@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -29,6 +28,7 @@ import numpy as np
 from deepexpr_blender.core.vocabulary import DEFAULT_ALPHA, DEFAULT_BETA
 
 from .config import option
+from .limits import MAX_WEIGHT
 
 GEOMETRY_STATS = os.path.join(os.path.dirname(__file__), "assets", "geometry_stats.json")
 EPS = 1e-12
@@ -38,8 +38,8 @@ MIN_OWN_STATS = 5
 
 def _weight(text: str) -> float:
     v = float(text)
-    if not math.isfinite(v) or v < 0:
-        raise ValueError("need a finite number >= 0")
+    if not 0 <= v <= MAX_WEIGHT:  # NaN fails too
+        raise ValueError(f"need a number in 0..{MAX_WEIGHT:g}")
     return v
 
 

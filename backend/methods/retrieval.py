@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from deepexpr_blender.core import protocol
 from deepexpr_blender.core.vocabulary import DEFAULT_TOP_K
 
 from ..capture import open_video
 from ..errors import DeepExprError, invalid_params
 from ..imageio import from_array
 from ..library import builtin_library, load_library
+from ..limits import MAX_BATCH, MAX_BATCH_TOP_K, MAX_FRAME_STEP, MAX_TOP_K
 from ..rpc import Handler, RequestContext
 from ..scoring import RetrievalWeights
 from . import params as p
-from .perception import MAX_BATCH
 
 
 def _weights(params: dict) -> RetrievalWeights:
@@ -23,7 +24,7 @@ def retrieve(params: dict, ctx: RequestContext) -> dict:
     library = p.string(params, "library", required=False) or builtin_library()
     weights = _weights(params)
     image = p.string(params, "image")
-    top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, 1000)
+    top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, MAX_TOP_K)
     res = ctx.engine.retriever.retrieve(image, library, top_k=top_k, weights=weights, box=p.box(params))
     sheet = p.string(params, "sheet", required=False)
     if sheet:
@@ -39,8 +40,8 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
     without a face are reported, not fatal. The final answer (and a cancel's partial) holds counts and the
     frames without a face, not the per-frame results again (they already came with the progress)."""
     lib = load_library(p.string(params, "library", required=False) or builtin_library())
-    top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, 100)
-    step = p.integer(params, "frame_step", 1, 1, 1000)
+    top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, MAX_BATCH_TOP_K)
+    step = p.integer(params, "frame_step", 1, 1, MAX_FRAME_STEP)
     weights = _weights(params)
     images, video = params.get("images"), params.get("video")
     if (images is None) == (video is None):
@@ -70,7 +71,19 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
     video = p.string(params, "video")
     with open_video(video) as v:
         total = (v.frame_count + step - 1) // step if v.frame_count else 0
+        if total > MAX_BATCH:  # before any work
+            raise invalid_params(
+                f"{video} has {v.frame_count} frames; every {step}th is {total}, over the {MAX_BATCH} frames of one "
+                f"request: use frame_step {-(-v.frame_count // MAX_BATCH)} or more"
+            )
         for k, rgb in v.frames(step):  # frames go to the engine in memory: nothing is written to disk
+            if done[0] >= MAX_BATCH:  # the container did not say how many frames it has
+                raise DeepExprError(
+                    protocol.INVALID_PARAMS,
+                    f"{video} has more than {MAX_BATCH * step} frames, over the {MAX_BATCH} sampled frames of one "
+                    "request: raise frame_step",
+                    {"partial": summary()},
+                )
             one(k // step, from_array(rgb), f"{video}#{k}", max(total, done[0] + 1))
     return summary()
 
