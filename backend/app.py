@@ -17,18 +17,11 @@ from typing import IO, Any
 from deepexpr_blender.core import protocol as P
 
 from . import __version__
-from .config import option
+from .config import int_in, option
 from .methods import registry
 from .server import Server
 
 log = logging.getLogger(__name__)
-
-
-def _threads(text: str) -> int:
-    n = int(text)
-    if not 1 <= n <= 256:
-        raise ValueError("give 1..256 threads")
-    return n
 
 
 @dataclass
@@ -36,7 +29,7 @@ class ServeConfig:
     """How the served backend uses the machine (the ``serve`` command's options)."""
 
     threads: int = option(
-        1, "CPU threads for torch and OpenCV (Blender keeps the rest)", env="DEEPEXPR_THREADS", parse=_threads
+        1, "CPU threads for torch and OpenCV (Blender keeps the rest)", env="DEEPEXPR_THREADS", parse=int_in(1, 256)
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from deepexpr_blender.core import protocol
 
+from . import outputs
 from .errors import DeepExprError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def capture_frame(source: str | int, out: str, frame: int | None = None, warmup:
     """
     import cv2
 
+    outputs.file_path(out, outputs.IMAGE_EXTS)  # before opening a webcam
     src = parse_source(source)
     if isinstance(src, str) and "://" not in src and not os.path.exists(src):
         raise DeepExprError(protocol.CAPTURE_FAILED, f"video file not found: {src}", {"source": src})
@@ -54,10 +56,7 @@ def capture_frame(source: str | int, out: str, frame: int | None = None, warmup:
         ok, img = cap.read()
         if not ok or img is None:
             raise DeepExprError(protocol.CAPTURE_FAILED, f"no frame could be read from {src}", {"source": str(src)})
-        parent = os.path.dirname(os.path.abspath(out))
-        os.makedirs(parent, exist_ok=True)
-        if not cv2.imwrite(out, img):
-            raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {out}")
+        outputs.write_image(out, img)
         return {
             "path": out,
             "width": int(img.shape[1]),

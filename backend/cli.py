@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -14,8 +15,10 @@ from typing import Any
 from deepexpr_blender.core import protocol
 from deepexpr_blender.core.vocabulary import DEFAULT_TOP_K, LABELS
 
-from .config import add_options, from_args, option
+from . import outputs
+from .config import add_options, from_args, int_in, option
 from .errors import DeepExprError
+from .limits import ALIGN_SIZES, MAX_TOP_K
 
 log = logging.getLogger("deepexpr")
 
@@ -24,9 +27,9 @@ def _box(text: str) -> list[float]:
     try:
         vals = [float(v) for v in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError("box must be LEFT,TOP,RIGHT,BOTTOM") from None
-    if len(vals) != 4:
-        raise argparse.ArgumentTypeError("box must be LEFT,TOP,RIGHT,BOTTOM")
+        vals = []
+    if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError("box must be LEFT,TOP,RIGHT,BOTTOM, four finite numbers")
     return vals
 
 
@@ -63,13 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("align", help="write the aligned face crop")
     sp.add_argument("image")
     sp.add_argument("--out", required=True)
-    sp.add_argument("--size", type=int, default=128)
+    sp.add_argument("--size", type=int_in(*ALIGN_SIZES), default=128, help="crop side in pixels (%d..%d)" % ALIGN_SIZES)
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--box", type=_box)
     sp = sub.add_parser("retrieve", help="rank a character pose library against the face (DeepExpr)")
     sp.add_argument("image")
     sp.add_argument("--library", default=None, help="library folder (default: the built-in characters)")
-    sp.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
+    sp.add_argument("--top-k", type=int_in(1, MAX_TOP_K), default=DEFAULT_TOP_K, help=f"candidates (1..{MAX_TOP_K})")
     add_options(sp, RetrievalWeights)
     sp.add_argument("--sheet", metavar="OUT.png", help="write the query beside its candidates")
     sp.add_argument("--json", action="store_true")
@@ -87,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp = sub.add_parser("capture", help="grab one frame from a webcam index or a video file / URL")
     sp.add_argument("--source", default="0", help="webcam index (0) or video path / URL")
-    sp.add_argument("--frame", type=int, default=None, help="frame index in a video file")
+    sp.add_argument("--frame", type=int_in(0, 1 << 31), default=None, help="frame index in a video file")
     sp.add_argument("--out", required=True)
     sp.add_argument("--json", action="store_true")
     sp = sub.add_parser("serve", help="serve JSON-RPC 2.0 (docs/protocol.md)")
@@ -206,18 +209,30 @@ def serve(args: argparse.Namespace) -> int:
     return serve_stdio(factory, from_args(ServeConfig, args))
 
 
+def fail(args: argparse.Namespace, exc: DeepExprError) -> int:
+    """The CLI's promise: every error is exit code 2 with a message naming it (and JSON with --json)."""
+    if getattr(args, "json", False):
+        print(json.dumps({"error": {"code": exc.code, "name": exc.name, "message": exc.message}}))
+    print(f"deepexpr: {exc}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level, args.log_file)
+    args = build_parser().parse_args(argv)  # usage errors: argparse's message, exit 2
+    try:
+        setup_logging(args.log_level, args.log_file)
+    except OSError as exc:
+        return fail(args, outputs.failed(args.log_file, exc.strerror or str(exc)))
     if args.command == "serve":
         return serve(args)
     try:
         res = run(args)
     except DeepExprError as exc:
-        if getattr(args, "json", False):
-            print(json.dumps({"error": {"code": exc.code, "name": exc.name, "message": exc.message}}))
-        print(f"deepexpr: {exc}", file=sys.stderr)
-        return 2
+        return fail(args, exc)
+    except Exception as exc:  # a bug: a message, and the traceback only when asked for
+        log.debug("internal error", exc_info=True)
+        hint = "" if log.isEnabledFor(logging.DEBUG) else " (--log-level DEBUG shows the traceback)"
+        return fail(args, DeepExprError(protocol.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}{hint}"))
     print(json.dumps(res) if args.json else _summary(args.command, res))
     return 0
 

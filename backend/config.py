@@ -28,6 +28,22 @@ def option(
     return dataclasses.field(default=default, metadata=meta)
 
 
+def int_in(lo: int, hi: int) -> Callable[[str], int]:
+    """A command-line type: an integer in ``lo..hi``."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{text!r}: need an integer in {lo}..{hi}")
+        return v
+
+    parse.__name__ = f"integer in {lo}..{hi}"
+    return parse
+
+
 def _value_type(tp: Any) -> Any:
     """``int | None`` -> int; other annotations unchanged."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):

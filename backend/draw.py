@@ -5,9 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from deepexpr_blender.core import protocol
-
-from .errors import DeepExprError
+from . import outputs
 
 # iBUG 68 contour groups, drawn as polylines: (start, end, closed)
 _GROUPS = (
@@ -35,5 +33,4 @@ def draw_face(fa, out: str) -> None:
         cv2.circle(img, (int(x), int(y)), t + 1, (40, 40, 255), -1, cv2.LINE_AA)
     label = f"faces: {fa.face.faces_found}" + ("  (cut by border)" if fa.truncated else "")
     cv2.putText(img, label, (l, max(12 * t, tp - 4 * t)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * t, (60, 220, 60), t)
-    if not cv2.imwrite(out, img):
-        raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {out}")
+    outputs.write_image(out, img)

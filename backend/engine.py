@@ -7,6 +7,7 @@ JSON-ready data. Coordinates in results are in the original image's pixels (afte
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -15,7 +16,7 @@ import torch
 
 from deepexpr_blender.core import protocol
 
-from . import __version__, calibration
+from . import __version__, calibration, outputs
 from .align import Aligned, align_face68
 from .config import option
 from .errors import DeepExprError
@@ -160,11 +161,16 @@ class Engine:
         dec = image if isinstance(image, Decoded) else decode_image(image)
         h, w = dec.rgb.shape[:2]
         if box is not None:
-            if len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
-                raise DeepExprError(protocol.INVALID_PARAMS, "box must be [left, top, right, bottom]")
+            if len(box) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in box):
+                raise DeepExprError(protocol.INVALID_PARAMS, "box must be [left, top, right, bottom], finite numbers")
             l, t, r, b = (round(v * dec.scale) for v in box)
             if r - l < 8 or b - t < 8:
                 raise DeepExprError(protocol.INVALID_PARAMS, f"box {list(box)} is empty or under 8 pixels")
+            if r <= 0 or b <= 0 or l >= w or t >= h or r - l > 4 * w or b - t > 4 * h:
+                ow, oh = dec.original_size
+                raise DeepExprError(
+                    protocol.INVALID_PARAMS, f"box {list(box)} does not frame a face in the {ow}x{oh} image"
+                )
             face = Face(box=(l, t, r, b), score=float("nan"), faces_found=1)
         else:
             face = self.detector.largest(dec.rgb)
@@ -255,28 +261,19 @@ class Engine:
         return self._gan
 
     def align(self, image: str, out: str, size: int = 128, box=None) -> dict:
-        import cv2
-
+        outputs.file_path(out, outputs.IMAGE_EXTS)  # before the work
         fa = self.analyze(image, box)
-        al = fa.aligned(size)
-        _ensure_parent(out)
-        if not cv2.imwrite(out, al.crop):
-            raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {out}")
+        outputs.write_image(out, fa.aligned(size).crop)
         return {**fa.describe(), "aligned": out, "size": size}
 
     def draw(self, image: str, out: str, box=None) -> dict:
         """Write the image with the face box and the 68 landmarks drawn on it."""
         from .draw import draw_face
 
+        outputs.file_path(out, outputs.IMAGE_EXTS)
         fa = self.analyze(image, box)
-        _ensure_parent(out)
         draw_face(fa, out)
         return {**fa.describe(), "drawn": out}
-
-
-def _ensure_parent(path: str) -> None:
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
 
 
 __all__ = ["CLASSES", "Engine", "EngineConfig", "FaceAnalysis"]

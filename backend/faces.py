@@ -16,6 +16,7 @@ from .errors import DeepExprError
 log = logging.getLogger(__name__)
 
 LANDMARK_MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
+MIN_FACE_SIDE = 16  # pixels: an image narrower than this holds no detectable face
 
 
 def find_landmark_model() -> str:
@@ -68,6 +69,8 @@ class FaceDetector:
         import cv2
 
         h, w = rgb.shape[:2]
+        if min(h, w) < MIN_FACE_SIDE:  # no face fits (and OpenCV's resizes would be empty)
+            return []
         gray_full = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         passes = [(min(1.0, self.detect_side / max(h, w)), self.upsample)]
         if passes[0][0] < 1.0:

@@ -75,11 +75,13 @@ def from_array(rgb: np.ndarray, mode: str = "RGB", max_side: int = MAX_SIDE, min
     scale = 1.0
     if longest > max_side:
         scale = max_side / longest
-        rgb = cv2.resize(rgb, (round(ow * scale), round(oh * scale)), interpolation=cv2.INTER_AREA)
+        size = (max(1, round(ow * scale)), max(1, round(oh * scale)))  # a 70000x1 strip keeps one row
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         log.info("downscaled a %dx%d image by %.3f", ow, oh, scale)
     elif longest < min_side:
         scale = min_side / longest
-        rgb = cv2.resize(rgb, (round(ow * scale), round(oh * scale)), interpolation=cv2.INTER_CUBIC)
+        size = (max(1, round(ow * scale)), max(1, round(oh * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
     return Decoded(rgb=np.ascontiguousarray(rgb), original_size=(ow, oh), scale=scale, mode=mode)
 
 

@@ -5,6 +5,7 @@ built-in library is."""
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 
@@ -41,10 +42,10 @@ class Library:
 
     def fingerprint(self) -> str:
         """Cheap change detector (sizes and modification times of library.json and the thumbnails)."""
-        h = hashlib.sha1(self.root.encode())
+        h = hashlib.sha1(os.fsencode(self.root))
         for path in [os.path.join(self.root, "library.json")] + [self.thumbnail(i) for i in range(len(self.entries))]:
             st = os.stat(path)
-            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode())
+            h.update(os.fsencode(path) + f"|{st.st_size}|{st.st_mtime_ns}".encode())
         return h.hexdigest()
 
     def content_hash(self) -> str:
@@ -74,11 +75,19 @@ def load_library(root: str) -> Library:
         raise DeepExprError(
             protocol.LIBRARY_INVALID, f"library {root}: cannot read it: {what}", {"library": root}
         ) from None
+    except (TypeError, KeyError, AttributeError, RecursionError) as exc:  # a shape the format check did not expect
+        raise DeepExprError(
+            protocol.LIBRARY_INVALID,
+            f"library {root}: library.json is malformed ({type(exc).__name__}: {exc})",
+            {"library": root},
+        ) from None
     for i, e in enumerate(data["entries"]):
-        problem = _entry_problem(e)
-        if problem:
+        bad = _not_strict(e) or _entry_problem(e)
+        if bad:
             raise DeepExprError(
-                protocol.LIBRARY_INVALID, f"library {root}: entry {i} ({e['id']!r}): {problem}", {"library": root}
+                protocol.LIBRARY_INVALID,
+                f"library {root}: entry {i} ({_text(e['id'])!r}): {bad}",
+                {"library": root, "entry": i},
             )
     return Library(root=root, data=data)
 
@@ -105,6 +114,33 @@ def _entry_problem(e: dict) -> str | None:
     s = e.get("intensity")
     if s is not None and (not _number(s) or not 0 <= s <= 1):
         return "intensity must be null or a number in 0..1"
+    return None
+
+
+def _text(s: str) -> str:
+    return s.encode("utf-8", "replace").decode("utf-8")
+
+
+def _not_strict(v, where: str = "") -> str | None:
+    """What keeps a parsed entry from being strict JSON (a NaN / Infinity number, a string that is not valid
+    Unicode, such as a file name in another encoding), or None."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return f"{where or 'a value'} is {v}, not a finite number"
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where or 'a string'} is not valid Unicode text ({_text(v)!r})"
+    if isinstance(v, dict):
+        for k, x in v.items():
+            bad = _not_strict(k, where) or _not_strict(x, f"{where}.{_text(str(k))}" if where else _text(str(k)))
+            if bad:
+                return bad
+    if isinstance(v, list):
+        for j, x in enumerate(v):
+            bad = _not_strict(x, f"{where}[{j}]")
+            if bad:
+                return bad
     return None
 
 

@@ -124,7 +124,7 @@ def library_embeddings(engine, lib: Library, cache_dir: str | None = None) -> tu
         try:
             with np.load(path) as z:
                 emb, sem, how = z["emb"], z["sem"], [str(h) for h in z["how"]]
-            if emb.shape[0] == len(lib.entries) == len(sem) == len(how):
+            if emb.shape[0] == len(lib.entries) == len(sem) == len(how) and np.isfinite(emb).all():
                 return emb, sem, how, key
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache file is rebuilt
@@ -137,10 +137,13 @@ def library_embeddings(engine, lib: Library, cache_dir: str | None = None) -> tu
         how.append(h)
     emb = np.concatenate([engine.embed_crops(crops[i : i + 256], model) for i in range(0, len(crops), 256)])
     sem = np.stack(sems) if sems else np.zeros((0, len(SEMANTIC_NAMES), 2))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, emb=emb, sem=sem, how=np.array(how))
-    os.replace(tmp, path)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, emb=emb, sem=sem, how=np.array(how))
+        os.replace(tmp, path)
+    except OSError as exc:  # an unwritable cache costs time on the next start, not this answer
+        log.warning("cannot write the embedding cache %s (%s); continuing without it", path, exc)
     return emb, sem, how, key
 
 

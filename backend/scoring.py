@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -50,6 +49,7 @@ from deepexpr_blender.core.vocabulary import (
 )
 
 from .config import option
+from .limits import MAX_WEIGHT
 
 ASSETS = os.path.join(os.path.dirname(__file__), "assets")
 GEOMETRY_STATS = os.path.join(ASSETS, "geometry_stats.json")
@@ -62,8 +62,8 @@ NEUTRAL = LABELS.index("neutral")
 
 def _weight(text: str) -> float:
     v = float(text)
-    if not math.isfinite(v) or v < 0:
-        raise ValueError("need a finite number >= 0")
+    if not 0 <= v <= MAX_WEIGHT:  # NaN fails too
+        raise ValueError(f"need a number in 0..{MAX_WEIGHT:g}")
     return v
 
 

@@ -20,15 +20,16 @@ import numpy as np
 
 from deepexpr_blender.core import protocol
 
+from . import outputs
 from .align import alignment_matrix
-from .config import option
+from .config import int_in, option
 from .errors import DeepExprError, invalid_params
 from .landmarks import semantic_from_68
+from .limits import MAX_FRAMES, MAX_INTENSITY, MAX_KEYFRAME_FILE, MAX_OUTPUT_PIXELS, WARP_MAX_SIDE
 
 DELTAS_PATH = os.path.join(os.path.dirname(__file__), "assets", "expression_deltas.json")
 GAN_SIZE = 64
 METHODS = ("warp", "warp+gan", "gan")
-MAX_FRAMES = 600
 
 EASINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "linear": lambda t: t,
@@ -42,7 +43,9 @@ EASINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 class SequenceConfig:
     """How a transition is made (the ``generate`` command's options and ``generate_sequence``'s defaults)."""
 
-    frames: int = option(24, f"frames in the transition, both keys included (2..{MAX_FRAMES})")
+    frames: int = option(
+        24, f"frames in the transition, both keys included (2..{MAX_FRAMES})", parse=int_in(2, MAX_FRAMES)
+    )
     easing: str = option("ease_in_out", "how time moves between key frames", choices=tuple(EASINGS))
     method: str = option(
         "warp",
@@ -120,27 +123,48 @@ def interpolate(keys: list[tuple[float, np.ndarray]], n_frames: int, easing: str
     return out
 
 
-def keyframes_from_file(path: str, src68: np.ndarray, n_frames: int) -> list[tuple[float, np.ndarray]]:
+def keyframes_from_file(
+    path: str, src68: np.ndarray, n_frames: int, image_size: tuple[int, int] | None = None
+) -> list[tuple[float, np.ndarray]]:
     """JSON ``{"keyframes": [{"t": 0..1 | "frame": n, "landmarks": [[x, y] x 68] | "expression": name}, ...]}``;
-    landmarks in source-image pixels. A first key at t = 0 with the source landmarks is added if missing."""
+    landmarks in source-image pixels. A first key at t = 0 with the source landmarks is added if missing.
+    Read as strict JSON (no NaN / Infinity); positions must lie in the sequence, intensities in
+    -MAX_INTENSITY..MAX_INTENSITY, landmarks within the image grown by its own size on every side."""
     try:
+        if os.path.getsize(path) > MAX_KEYFRAME_FILE:
+            raise ValueError(f"over {MAX_KEYFRAME_FILE >> 20} MiB")
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            data = protocol.loads(f.read())
         keys = []
         for k in data["keyframes"]:
             pos = float(k["frame"]) if "frame" in k else float(k["t"]) * (n_frames - 1)
+            if not -1e-6 <= pos <= n_frames - 1 + 1e-6:
+                raise ValueError(f"key frame at {pos:g} lies outside the frames 0..{n_frames - 1}")
             if "landmarks" in k:
                 lm = np.asarray(k["landmarks"], np.float64)
                 if lm.shape != (68, 2):
-                    raise ValueError(f"key frame at {pos}: landmarks must be 68 [x, y] pairs")
+                    raise ValueError(f"key frame at {pos:g}: landmarks must be 68 [x, y] pairs")
+                if image_size is not None and not _inside_grown(lm, image_size):
+                    raise ValueError(f"key frame at {pos:g}: landmarks lie far outside the {image_size} image")
             else:
-                lm = expression_target(src68, k["expression"], float(k.get("intensity", 1.0)))
+                intensity = float(k.get("intensity", 1.0))
+                if not abs(intensity) <= MAX_INTENSITY:
+                    raise ValueError(f"key frame at {pos:g}: intensity must be within ±{MAX_INTENSITY}")
+                lm = expression_target(src68, k["expression"], intensity)
             keys.append((pos, lm))
-    except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
-        raise invalid_params(f"key frame file {path}: {exc}") from None
+    except (OSError, KeyError, TypeError, ValueError, RecursionError, AttributeError) as exc:
+        raise invalid_params(f"key frame file {path}: {type(exc).__name__}: {exc}") from None
     if not any(abs(p) < 1e-6 for p, _ in keys):
         keys.insert(0, (0.0, np.asarray(src68, np.float64)))
     return keys
+
+
+def _inside_grown(points: np.ndarray, size: tuple[int, int]) -> bool:
+    w, h = size
+    x, y = points[:, 0], points[:, 1]
+    return bool(
+        np.isfinite(points).all() and (x >= -w).all() and (x <= 2 * w).all() and (y >= -h).all() and (y <= 2 * h).all()
+    )
 
 
 @dataclass
@@ -183,6 +207,19 @@ def check_method(method: str) -> None:
         raise DeepExprError(protocol.INVALID_PARAMS, f"unknown method {method!r}; one of {', '.join(METHODS)}")
 
 
+def check_budget(frames: int, width: int, height: int) -> None:
+    """Refuse, before any work, a sequence whose frames would exceed MAX_OUTPUT_PIXELS."""
+    total = frames * width * height
+    if total > MAX_OUTPUT_PIXELS:
+        most = max(1, MAX_OUTPUT_PIXELS // (width * height))
+        raise DeepExprError(
+            protocol.INVALID_PARAMS,
+            f"{frames} frames of {width}x{height} px are {total / 1e6:.0f} MP of output, over the "
+            f"{MAX_OUTPUT_PIXELS / 1e6:.0f} MP one request may write; ask for at most {most} frames or a smaller image",
+            {"frames": frames, "width": width, "height": height, "budget_pixels": MAX_OUTPUT_PIXELS},
+        )
+
+
 def generate(
     engine: Any,
     source: str,
@@ -209,38 +246,42 @@ def generate(
     elif target is not None:
         keys = [(0.0, src), (frames - 1.0, image_target(src, engine.analyze(target).points68))]
     else:
-        keys = keyframes_from_file(keyframes, fa.to_original(src), frames)
+        keys = keyframes_from_file(keyframes, fa.to_original(src), frames, fa.decoded.original_size)
         keys = [(p, lm * fa.decoded.scale) for p, lm in keys]  # file landmarks are in original pixels
     path = interpolate(keys, frames, cfg.easing)
-    os.makedirs(out, exist_ok=True)
+    ow, oh = fa.decoded.original_size
+    work = 1.0 if cfg.method == "gan" else min(1.0, WARP_MAX_SIDE / max(ow, oh))
+    fw, fh = (GAN_SIZE, GAN_SIZE) if cfg.method == "gan" else (round(ow * work), round(oh * work))
+    check_budget(frames, fw, fh)
+    out_dir = outputs.folder(out)
+    check = (lambda: check_cancelled({"frames": written})) if check_cancelled else None
     if cfg.method == "gan":
         images = render_gan_frames(engine.gan.module, gan_crop(fa.decoded.rgb, src), path)
         render = images.__getitem__
-        size = list(images[0].shape[:2][::-1])
         ends = [fa.to_original(path[0]), fa.to_original(path[-1])]
     else:
-        # The warp works at the photo's own resolution (the engine's copy may be rescaled for detection).
+        # The warp works on its own copy of the photo: at most WARP_MAX_SIDE, never upscaled (the engine's copy
+        # may be rescaled differently for detection).
         # --- hook: warp, then refine (backend.refine: data-driven shading, mouth interior, optional GAN delta)
         from .appearance import load_appearance
         from .imageio import MAX_PIXELS, decode_image
         from .refine import FrameRenderer
 
-        full = decode_image(source, max_side=1 << 30, max_pixels=MAX_PIXELS, min_side=0)
-        to_full = 1.0 / fa.decoded.scale
-        path = [lm * to_full for lm in path]
+        full = decode_image(source, max_side=WARP_MAX_SIDE, max_pixels=MAX_PIXELS, min_side=0)
+        to_work = full.scale / fa.decoded.scale
+        path = [lm * to_work for lm in path]
         gan = engine.gan.module if cfg.method == "warp+gan" else None
         bgr = cv2.cvtColor(full.rgb, cv2.COLOR_RGB2BGR)
-        render = FrameRenderer(bgr, src * to_full, path, gan, appearance=load_appearance()).render
+        render = FrameRenderer(bgr, src * to_work, path, gan, appearance=load_appearance()).render
         # --- end hook
-        size = list(fa.decoded.original_size)
-        ends = [path[0], path[-1]]  # the warp's path already is in original-image pixels
+        fh, fw = full.rgb.shape[:2]
+        ends = [path[0] / full.scale, path[-1] / full.scale]
     written: list[str] = []
     for i in range(len(path)):
-        if check_cancelled:
-            check_cancelled({"frames": written})
-        p = os.path.join(out, f"frame_{i:04d}.png")
-        if not cv2.imwrite(p, render(i)):
-            raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {p}")
+        if check:
+            check()
+        p = os.path.join(out_dir, f"frame_{i:04d}.png")
+        outputs.write_image(p, render(i))
         written.append(p)
         if progress:
             progress(i + 1, frames, p)
@@ -249,6 +290,7 @@ def generate(
         "frames": written,
         "method": cfg.method,
         "easing": cfg.easing,
-        "size": size,
+        "size": [fw, fh],
+        "frame_scale": work,  # frame pixels per original-image pixel
         "landmarks": [np.round(lm, 2).tolist() for lm in ends],  # first and last key, original-image pixels
     }

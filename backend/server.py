@@ -7,6 +7,7 @@ Threads: a *reader* parses frames from stdin onto a queue and handles ``$/cancel
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
@@ -26,6 +27,8 @@ from .rpc import MethodRegistry, RequestContext, is_text, valid_id
 log = logging.getLogger(__name__)
 
 _EOF = object()
+HEARTBEAT_S = 2.0  # seconds between $/heartbeat notifications while a request runs
+MAX_PID = 2**31 - 1  # pid_t; larger numbers would stop the parent watchdog with an OverflowError
 
 
 class Server:
@@ -45,13 +48,23 @@ class Server:
         self.state = "created"  # created -> initialized -> shutdown
         self.init_error: DeepExprError | None = None
         self._watchdog_started = False
-        self.cancelled: set[Any] = set()
+        self.cancelled: set[Any] = set()  # ids of open requests the client cancelled
+        self._open: collections.Counter = collections.Counter()  # ids of requests queued or running
+        self._ids_lock = threading.Lock()  # guards cancelled and _open (reader thread vs main thread)
+        self.client_gone = threading.Event()  # stdin ended: the running request stops at its next check
+        self._running: Any = None  # the id of the request being handled, for the heartbeat
+        self.heartbeat_s = HEARTBEAT_S
+        self._stopped = threading.Event()
         self._write_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue()
 
     # ----------------------------------------------------------------- io
     def notify(self, method: str, params: dict) -> None:
         self.send(P.notification(method, params))
+
+    def is_cancelled(self, msg_id: Any) -> bool:
+        """The client cancelled this request, or went away (stdin closed): either way, stop the work."""
+        return self.client_gone.is_set() or msg_id in self.cancelled
 
     def send(self, msg: dict) -> None:
         """Write one message. Whatever it holds, what goes out is strict JSON: a message that does not encode
@@ -61,6 +74,17 @@ class Server:
         except (ValueError, TypeError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
             log.warning("a %s did not encode (%s); sending it repaired", "reply" if "id" in msg else "message", exc)
             data = _encode_repaired(msg)
+        if len(data) > P.MAX_REPLY_BYTES:
+            mib = len(data) / (1 << 20)
+            log.warning("a reply of %.0f MiB is over the protocol's limit", mib)
+            data = P.encode(
+                error(
+                    msg.get("id") if valid_id(msg.get("id")) else None,
+                    P.MESSAGE_TOO_LARGE,
+                    f"the answer is {mib:.0f} MiB, over the {P.MAX_REPLY_BYTES >> 20} MiB a reply may carry; "
+                    "ask for fewer items per request",
+                )
+            )
         with self._write_lock:
             try:
                 self.stdout.write(data)
@@ -89,6 +113,7 @@ class Server:
             except (OSError, ValueError):
                 body = None
             if body is None:
+                self.client_gone.set()
                 self._queue.put(_EOF)
                 return
             try:
@@ -98,14 +123,47 @@ class Server:
                 continue
             if isinstance(msg, dict) and msg.get("method") == "$/cancelRequest":
                 params = msg.get("params")
-                if isinstance(params, dict) and valid_id(params.get("id")):
-                    self.cancelled.add(params["id"])
+                target = params.get("id") if isinstance(params, dict) else None
+                with self._ids_lock:  # a cancel for an id not open is dropped, never kept for a later request
+                    if valid_id(target) and target in self._open:
+                        self.cancelled.add(target)
                 continue
+            rid = _request_id(msg)
+            if rid is not None:
+                with self._ids_lock:
+                    self._open[rid] += 1
             self._queue.put(msg)
 
     # ----------------------------------------------------------------- loop
+    def _heartbeat(self) -> None:
+        """While a request runs, ``$/heartbeat`` every ``heartbeat_s``: the client tells a busy backend from a
+        stopped or hung one by it."""
+        while not self._stopped.wait(self.heartbeat_s):
+            running = self._running
+            if running is not None:
+                self.notify("$/heartbeat", {"id": running})
+
+    def _close(self, msg: Any) -> None:
+        """A request was answered: forget its id (and any cancel of it)."""
+        rid = _request_id(msg)
+        if rid is None:
+            return
+        with self._ids_lock:
+            self._open[rid] -= 1
+            if self._open[rid] <= 0:
+                del self._open[rid]
+                self.cancelled.discard(rid)
+
     def serve(self) -> int:
+        """Answer messages until ``exit`` or the end of stdin; returns the process's exit code."""
         threading.Thread(target=self._reader, name="deepexpr-reader", daemon=True).start()
+        threading.Thread(target=self._heartbeat, name="deepexpr-heartbeat", daemon=True).start()
+        try:
+            return self._loop()
+        finally:
+            self._stopped.set()
+
+    def _loop(self) -> int:
         while True:
             item = self._queue.get()
             if item is _EOF:
@@ -113,17 +171,19 @@ class Server:
                 return 0 if self.state == "shutdown" else 1
             if isinstance(item, P.FramingError):
                 log.warning("framing error: %s", item)
-                self.send(P.error_response(None, item.code, str(item)))
+                self.send(error(None, item.code, str(item)))
                 if not item.recoverable:
                     # The byte stream is out of sync: nothing after this can be trusted.
-                    self.send(P.error_response(None, P.PARSE_ERROR, "stream out of sync; the server stops"))
+                    self.send(error(None, P.PARSE_ERROR, "stream out of sync; the server stops"))
                 continue
             try:
                 code = self.handle(item)
             except Exception:  # handle() answers every error itself; this is the last guard of the loop
                 log.error("internal error handling a message:\n%s", traceback.format_exc())
-                self.send(P.error_response(None, P.INTERNAL_ERROR, "internal error; see the backend's log"))
+                self.send(error(None, P.INTERNAL_ERROR, "internal error; see the backend's log"))
                 continue
+            finally:
+                self._close(item)
             if code is not None:
                 return code
 
@@ -131,7 +191,7 @@ class Server:
         """Answer one message. Returns an exit code when the client asked to exit."""
         if not isinstance(msg, dict):
             what = "batches are not supported" if isinstance(msg, list) else "a message must be a JSON object"
-            self.send(P.error_response(None, P.INVALID_REQUEST, what))
+            self.send(error(None, P.INVALID_REQUEST, what))
             return None
         msg_id = msg.get("id")
         method = msg.get("method")
@@ -142,47 +202,46 @@ class Server:
         if msg.get("jsonrpc") != "2.0" or not isinstance(method, str):
             if is_request or "method" in msg:
                 what = 'need "jsonrpc": "2.0" and a string "method"'
-                self.send(P.error_response(reply_id, P.INVALID_REQUEST, what))
+                self.send(error(reply_id, P.INVALID_REQUEST, what))
             return None
         if is_request and not valid_id(msg_id):
             what = "id must be an integer or a string of valid Unicode text"
-            self.send(P.error_response(None, P.INVALID_REQUEST, what))
+            self.send(error(None, P.INVALID_REQUEST, what))
             return None
         params = msg.get("params", {})
         if params is None:
             params = {}
         if not isinstance(params, dict):
             if is_request:
-                self.send(P.error_response(msg_id, P.INVALID_PARAMS, "params must be an object (named params)"))
+                self.send(error(msg_id, P.INVALID_PARAMS, "params must be an object (named params)"))
             return None
         if method == "exit":
             return 0 if self.state == "shutdown" else 1
         if not is_request:
             log.debug("ignoring notification %s", method)
             return None
+        self._running = msg_id
         try:
             reply = P.response(msg_id, self._dispatch(method, params, msg_id))
             P.encode(reply)  # a result that does not serialise is a bug: answer INTERNAL_ERROR, do not die
         except DeepExprError as exc:
-            reply = P.error_response(msg_id, exc.code, exc.message, exc.data)
+            reply = P.error_response(msg_id, exc.code, exc.message, exc.data)  # data names it
         except Exception as exc:  # a bug must not kill the server; report it and keep serving
             log.error("internal error in %s:\n%s", method, traceback.format_exc())
-            reply = P.error_response(
-                msg_id, P.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", {"name": "INTERNAL_ERROR"}
-            )
+            reply = error(msg_id, P.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", {"name": "INTERNAL_ERROR"})
         finally:
-            self.cancelled.discard(msg_id)
+            self._running = None
         self.send(reply)
         return None
 
     def _dispatch(self, method: str, params: dict, msg_id: Any) -> Any:
-        if method == "initialize":
-            return self._initialize(params)
         if method == "shutdown":
             self.state = "shutdown"
             return None
-        if self.state == "shutdown":
+        if self.state == "shutdown":  # initialize too: a shut-down server is not revived
             raise DeepExprError(P.SHUTTING_DOWN, "the server is shutting down; send exit")
+        if method == "initialize":
+            return self._initialize(params)
         handler = self.methods.get(method)
         if handler is None:
             raise DeepExprError(
@@ -196,7 +255,7 @@ class Server:
                     self.init_error.data,
                 )
             raise DeepExprError(P.SERVER_NOT_INITIALIZED, "send initialize first")
-        return handler(params, RequestContext(msg_id, self.engine, self.notify, self.cancelled.__contains__))
+        return handler(params, RequestContext(msg_id, self.engine, self.notify, self.is_cancelled))
 
     def _initialize(self, params: dict) -> dict:
         client_version = params.get("protocolVersion")
@@ -208,16 +267,21 @@ class Server:
                 f"protocol {client_version} is not compatible with the "
                 f"backend's {P.PROTOCOL_VERSION}; update the add-on or the backend",
             )
+        options = params.get("options")
+        if options is not None and not isinstance(options, dict):
+            raise DeepExprError(P.INVALID_PARAMS, "initialize's options must be an object")
         parent = params.get("parentPid")
         if parent is not None:
-            if not isinstance(parent, int) or isinstance(parent, bool):
-                raise DeepExprError(P.INVALID_PARAMS, "parentPid must be an integer")
+            if not isinstance(parent, int) or isinstance(parent, bool) or not 1 <= parent <= MAX_PID:
+                raise DeepExprError(P.INVALID_PARAMS, f"parentPid must be a process id (1..{MAX_PID})")
+            if os.name != "nt" and not _alive(parent):  # answered, not silently exited on: a wrong pid
+                raise DeepExprError(P.INVALID_PARAMS, f"parentPid {parent} is not a running process")
             if not self._watchdog_started:
                 start_parent_watchdog(parent)
                 self._watchdog_started = True
         if self.engine is None:
             try:
-                self.engine = self.engine_factory(params.get("options") or {})
+                self.engine = self.engine_factory(options or {})
             except DeepExprError as exc:
                 self.init_error = exc
                 raise
@@ -228,6 +292,18 @@ class Server:
             "methods": self.methods.names(),
             **self.engine.info(),
         }
+
+
+def error(reply_id: Any, code: int, message: str, data: dict | None = None) -> dict:
+    """An error reply whose ``data.name`` repeats the symbolic name, as every error's does."""
+    return P.error_response(reply_id, code, message, {"name": P.ERROR_NAMES.get(code, "ERROR"), **(data or {})})
+
+
+def _request_id(msg: Any) -> Any:
+    """The id of a message the main loop will answer, or None."""
+    if isinstance(msg, dict) and "id" in msg and valid_id(msg["id"]):
+        return msg["id"]
+    return None
 
 
 def _repaired(v: Any, depth: int = 0) -> Any:
@@ -252,7 +328,7 @@ def _encode_repaired(msg: dict) -> bytes:
         return P.encode(_repaired(msg))
     except (ValueError, TypeError, RecursionError):  # cannot happen; the loop must not die if it does
         reply_id = msg.get("id") if valid_id(msg.get("id")) else None
-        return P.encode(P.error_response(reply_id, P.INTERNAL_ERROR, "a reply could not be encoded"))
+        return P.encode(error(reply_id, P.INTERNAL_ERROR, "a reply could not be encoded"))
 
 
 def _alive(pid: int) -> bool:

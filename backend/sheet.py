@@ -5,9 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from deepexpr_blender.core import protocol
-
-from .errors import DeepExprError
+from . import outputs
 from .imageio import decode_image
 
 
@@ -22,6 +20,7 @@ def _tile(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def retrieval_sheet(query_image: str, result: dict, out: str, tile: int = 200) -> str:
+    outputs.file_path(out, outputs.IMAGE_EXTS)
     dec = decode_image(query_image)
     l, t, r, b = (round(v * dec.scale) for v in result["box"])
     pad = int(0.35 * (r - l))
@@ -40,27 +39,28 @@ def retrieval_sheet(query_image: str, result: dict, out: str, tile: int = 200) -
         color = (200, 40, 40) if k == 0 else (30, 30, 30)
         cv2.putText(sheet, a, (x + 4, tile + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
         cv2.putText(sheet, bline, (x + 4, tile + 37), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (90, 90, 90), 1, cv2.LINE_AA)
-    if not cv2.imwrite(out, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-        raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {out}")
-    return out
+    return outputs.write_image(out, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
 def frames_sheet(frames: list[str], out: str, columns: int = 8, tile: int = 160) -> str:
     """A grid of sequence frames, in order."""
+    outputs.file_path(out, outputs.IMAGE_EXTS)
     tiles = [_tile(decode_image(f).rgb, tile) for f in frames]
     rows = []
     for i in range(0, len(tiles), columns):
         row = tiles[i : i + columns]
         row += [np.full_like(tiles[0], 255)] * (columns - len(row))
         rows.append(np.hstack(row))
-    if not cv2.imwrite(out, cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR)):
-        raise DeepExprError(protocol.INVALID_PARAMS, f"cannot write {out}")
-    return out
+    return outputs.write_image(out, cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
 
 
 def frames_gif(frames: list[str], out: str, fps: int = 12) -> str:
     from PIL import Image
 
+    outputs.file_path(out, (".gif",))
     imgs = [Image.fromarray(decode_image(f).rgb) for f in frames]
-    imgs[0].save(out, save_all=True, append_images=imgs[1:] + imgs[::-1], duration=int(1000 / fps), loop=0)
-    return out
+
+    def save(path: str) -> None:
+        imgs[0].save(path, save_all=True, append_images=imgs[1:] + imgs[::-1], duration=int(1000 / fps), loop=0)
+
+    return outputs.write_with(out, save, (".gif",))

@@ -8,6 +8,8 @@ triangle's bounding box. The border points stay put, so the background does not 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 from scipy.spatial import Delaunay
@@ -29,11 +31,17 @@ class PiecewiseAffineWarper:
         self.src = np.concatenate([np.asarray(src_points, np.float64), border_points(w, h)])
         self.tri = Delaunay(self.src).simplices
 
-    def warp(self, dst_points: np.ndarray) -> np.ndarray:
+    def warp(self, dst_points: np.ndarray, check: Callable[[], None] | None = None) -> np.ndarray:
+        """The source image with its landmarks moved to ``dst_points``. ``check()`` runs before each triangle
+        (cancellation reaches the loop even when one frame is slow)."""
         h, w = self.image.shape[:2]
         dst = np.concatenate([np.asarray(dst_points, np.float64), border_points(w, h)])
+        if not np.isfinite(dst).all():
+            raise ValueError("target landmarks must be finite")
         out = self.image.copy()
         for t in self.tri:
+            if check is not None:
+                check()
             s_tri, d_tri = self.src[t].astype(np.float32), dst[t].astype(np.float32)
             x, y, bw, bh = cv2.boundingRect(d_tri)
             x0, y0 = max(x, 0), max(y, 0)

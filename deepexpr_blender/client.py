@@ -6,7 +6,11 @@ calls ``drain()`` (from a ``bpy.app.timers`` callback in Blender; directly in te
 Nothing here touches bpy, so callbacks run where the caller decides.
 
 A crashed backend is noticed (its stdout closes), every pending request fails with a clear error, and the
-next request starts a new process. ``stop()`` sends shutdown/exit, waits, and kills if it must: no zombies.
+next request starts a new process. A stopped or hung one is noticed too: while a request is open the backend
+sends ``$/heartbeat`` every 2 s, and after ``stall_timeout`` seconds of silence (``start_timeout`` before
+its first message) the client kills it, fails the open requests with ``BACKEND_UNAVAILABLE`` (``data.reason``
+"hung") and the next request -- or ``restart()`` -- starts a new one. ``stop()`` sends shutdown/exit,
+waits, and kills if it must: no zombies.
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ class BackendClient:
         extra_args: tuple[str, ...] = (),
         env: dict | None = None,
         threads: int | None = None,
+        stall_timeout: float = 30.0,
+        start_timeout: float = 120.0,
     ):
         self.python, self.device, self.log_level, self.log_file = python, device, log_level, log_file
         self.threads = threads  # CPU threads the backend may use (None: its default, 1)
@@ -87,6 +93,10 @@ class BackendClient:
         self._write_lock = threading.Lock()
         self._stderr_tail: list[str] = []
         self._eof_proc: subprocess.Popen | None = None
+        self.stall_timeout = stall_timeout  # seconds of silence, with a request open, that mean "hung"
+        self.start_timeout = start_timeout  # the same before a new backend's first message (imports, models)
+        self._last_heard = time.monotonic()  # when the backend last sent anything (or the clock was reset)
+        self._heard = False  # whether this process has sent anything yet
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -123,6 +133,7 @@ class BackendClient:
         except OSError as exc:
             raise BackendError(f"cannot start the backend with {self.python}: {exc}", P.BACKEND_UNAVAILABLE) from None
         self._stderr_tail = []
+        self._last_heard, self._heard = time.monotonic(), False
         threading.Thread(
             target=self._read_stdout, args=(self.proc,), daemon=True, name="deepexpr-client-reader"
         ).start()
@@ -162,6 +173,12 @@ class BackendClient:
         self.last_error = str(err)
         self.stop()
         raise err
+
+    def restart(self, on_ready: Callback | None = None, on_error: Callable[[BackendError], None] | None = None) -> None:
+        """Stop the backend (killing it if it does not stop) and start a new one (what a UI offers after a
+        BACKEND_UNAVAILABLE error)."""
+        self.restarts += 1
+        self.spawn(on_ready, on_error)
 
     def stop(self, timeout: float = 5.0) -> None:
         proc, self.proc = self.proc, None
@@ -210,7 +227,18 @@ class BackendClient:
                 on_error(err)
                 return -1
         msg_id = next(self._ids)
-        data = P.encode(P.request(msg_id, method, params))
+        try:
+            data = P.encode(P.request(msg_id, method, params))
+        except (ValueError, TypeError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+            err = BackendError(
+                f"{method}: the request cannot be sent as JSON ({str(exc)[:200]}); is a path not valid UTF-8 "
+                "text? Rename the file or folder.",
+                P.INVALID_PARAMS,
+            )
+            if on_error is None:
+                raise err from None
+            on_error(err)
+            return -1
         if len(data) > P.MAX_MESSAGE_BYTES:
             err = BackendError(
                 f"{method}: the request is {len(data) // 1024} KiB, over the protocol's "
@@ -221,6 +249,8 @@ class BackendClient:
                 raise err
             on_error(err)
             return -1
+        if not self._pending:  # the silence clock starts when work starts, not at the last answer
+            self._last_heard = time.monotonic()
         self._pending[msg_id] = Pending(method, on_result, on_error, on_progress)
         try:
             with self._write_lock:
@@ -274,12 +304,14 @@ class BackendClient:
 
     # ------------------------------------------------------------------ main-thread side
     def drain(self, block: float = 0.0) -> int:
-        """Run the callbacks of every message that arrived. Returns how many were handled."""
+        """Run the callbacks of every message that arrived, and notice a stopped or hung backend. Returns how
+        many messages were handled."""
         n = 0
         while True:
             try:
                 item = self._queue.get(timeout=block) if block and n == 0 else self._queue.get_nowait()
             except queue.Empty:
+                self._check_stall()
                 return n
             n += 1
             kind, payload = item
@@ -304,6 +336,32 @@ class BackendClient:
                     self._fail_all(BackendError(self.last_error, P.BACKEND_UNAVAILABLE))
                 continue
             self._dispatch(payload)
+
+    def _check_stall(self) -> None:
+        proc = self.proc
+        if not self._pending or proc is None or not self.alive:
+            return
+        quiet = time.monotonic() - self._last_heard
+        limit = self.stall_timeout if self._heard else self.start_timeout
+        if quiet <= limit:
+            return
+        self.proc = None  # the next request starts a new backend
+        proc.kill()  # SIGKILL reaches a stopped process too
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            log.error("the hung backend (pid %d) did not die", proc.pid)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.last_error = (
+            f"the backend (pid {proc.pid}) did not answer for {quiet:.0f} s: it was stopped or hung, so it was "
+            "ended; the next request starts a new one"
+        )
+        log.error("%s", self.last_error)
+        self._fail_all(BackendError(self.last_error, P.BACKEND_UNAVAILABLE, {"reason": "hung"}))
 
     def _dispatch(self, msg: dict) -> None:
         if "id" not in msg or msg.get("id") is None:
@@ -336,7 +394,7 @@ class BackendClient:
     def _read_stdout(self, proc: subprocess.Popen) -> None:
         while True:
             try:
-                body = P.read_frame(proc.stdout)
+                body = P.read_frame(proc.stdout, P.MAX_REPLY_BYTES)
             except P.FramingError as exc:
                 log.error("backend stream error: %s", exc)
                 if exc.recoverable:  # a dropped answer: fail the oldest request (answers come in order)
@@ -348,6 +406,8 @@ class BackendClient:
             if body is None:
                 self._queue.put(("eof", proc))
                 return
+            if proc is self.proc:
+                self._last_heard, self._heard = time.monotonic(), True
             try:
                 self._queue.put(("msg", P.decode(body)))
             except P.FramingError as exc:

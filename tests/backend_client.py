@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -30,6 +31,35 @@ class BackendProcess:
         # Stderr is drained all the time (as the add-on's client does): a full pipe would block the backend.
         self._stderr: collections.deque[bytes] = collections.deque(maxlen=200)
         threading.Thread(target=self._drain_stderr, daemon=True).start()
+        # Frames are read by a thread too, so a read can time out (select on the pipe would miss frames
+        # already in the reader's buffer).
+        self._frames: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        while True:
+            try:
+                body = P.read_frame(self.proc.stdout, P.MAX_REPLY_BYTES)
+            except Exception as exc:  # handed to the test that reads next
+                self._frames.put(exc)
+                return
+            self._frames.put(body)
+            if body is None:
+                return
+
+    def read_body(self, timeout: float | None = None) -> bytes | None:
+        """The next frame's body (None once stdout has closed); TimeoutError after ``timeout`` seconds."""
+        try:
+            item = self._frames.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(
+                f"no message from the backend within {timeout} s; stderr: {self.stderr_tail()}"
+            ) from None
+        if item is None or isinstance(item, Exception):
+            self._frames.put(item)  # every later read sees the end too
+        if isinstance(item, Exception):
+            raise item
+        return item
 
     def _drain_stderr(self) -> None:
         for line in iter(self.proc.stderr.readline, b""):
@@ -45,11 +75,15 @@ class BackendProcess:
     def send(self, msg: dict) -> None:
         self.send_raw(P.encode(msg))
 
-    def read(self) -> dict:
-        body = P.read_frame(self.proc.stdout)
-        if body is None:
-            raise EOFError(f"backend closed stdout; stderr: {self.stderr_tail()}")
-        return P.decode(body)
+    def read(self, heartbeats: bool = False, timeout: float | None = None) -> dict:
+        """The next message; ``$/heartbeat`` notifications (liveness only) are skipped unless asked for."""
+        while True:
+            body = self.read_body(timeout)
+            if body is None:
+                raise EOFError(f"backend closed stdout; stderr: {self.stderr_tail()}")
+            msg = P.decode(body)
+            if heartbeats or msg.get("method") != "$/heartbeat":
+                return msg
 
     def read_response(self, msg_id: Any = None) -> dict:
         """Next response (skipping notifications, which are kept in ``self.notifications``)."""

@@ -7,6 +7,7 @@ from dataclasses import fields
 from typing import Any
 
 from ..errors import invalid_params
+from ..limits import MAX_COORD, MAX_WEIGHT
 from ..rpc import is_text
 from ..scoring import RetrievalWeights
 
@@ -29,12 +30,13 @@ def _check_text(key: str, v: str) -> None:
 
 
 def box(params: dict) -> list[float] | None:
-    """``[left, top, right, bottom]`` in pixels, or None."""
+    """``[left, top, right, bottom]`` in pixels (each within ±MAX_COORD), or None. Whether it fits the image is
+    the engine's check (``Engine.analyze``), once the image is decoded."""
     b = params.get("box")
     if b is None:
         return None
-    if not isinstance(b, list) or len(b) != 4 or not all(_is_number(v) for v in b):
-        raise invalid_params("param 'box' must be [left, top, right, bottom] in pixels")
+    if not isinstance(b, list) or len(b) != 4 or not all(_is_number(v) and abs(v) <= MAX_COORD for v in b):
+        raise invalid_params(f"param 'box' must be [left, top, right, bottom] in pixels, each within ±{MAX_COORD:g}")
     return b
 
 
@@ -47,10 +49,10 @@ def obj(params: dict, key: str) -> dict | None:
 
 
 def weight(params: dict, key: str, default: float) -> float:
-    """A non-negative number (a retrieval weight)."""
+    """A retrieval weight: a number in 0..MAX_WEIGHT."""
     v = params.get(key, default)
-    if not _is_number(v) or not v >= 0:
-        raise invalid_params(f"param {key!r} must be a non-negative number")
+    if not _is_number(v) or not 0 <= v <= MAX_WEIGHT:
+        raise invalid_params(f"param {key!r} must be a number in 0..{MAX_WEIGHT:g}")
     return float(v)
 
 
@@ -80,6 +82,7 @@ def choice(params: dict, key: str, default: str, options: tuple[str, ...] | list
 
 
 def _is_number(v: Any) -> bool:
+    """A JSON number (requests are strict JSON, so it is finite: ``protocol.loads``)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 

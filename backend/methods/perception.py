@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from ..errors import DeepExprError
+from ..limits import ALIGN_SIZES, MAX_BATCH
 from ..rpc import Handler, RequestContext
 from . import params as p
 
 BATCH_OPS = ("detect", "landmarks", "classify", "embed")
-MAX_BATCH = 10_000
 
 
 def detect(params: dict, ctx: RequestContext) -> dict:
@@ -31,7 +31,7 @@ def embed(params: dict, ctx: RequestContext) -> dict:
 
 def align(params: dict, ctx: RequestContext) -> dict:
     image, out = p.string(params, "image"), p.string(params, "out")
-    return ctx.engine.align(image, out, size=p.integer(params, "size", 128, 16, 1024), box=p.box(params))
+    return ctx.engine.align(image, out, size=p.integer(params, "size", 128, *ALIGN_SIZES), box=p.box(params))
 
 
 def analyze_batch(params: dict, ctx: RequestContext) -> dict:

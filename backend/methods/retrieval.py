@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+from deepexpr_blender.core import protocol
 from deepexpr_blender.core.vocabulary import DEFAULT_TOP_K
 
 from ..capture import open_video
 from ..errors import DeepExprError, invalid_params
 from ..library import builtin_library, load_library
+from ..limits import MAX_BATCH, MAX_BATCH_TOP_K, MAX_FRAME_STEP, MAX_TOP_K
 from ..retrieval import neutral_reference
 from ..rpc import Handler, RequestContext
 from . import params as p
-from .perception import MAX_BATCH
 
 
 def retrieve(params: dict, ctx: RequestContext) -> dict:
     library = p.string(params, "library", required=False) or builtin_library()
     weights = p.retrieval_weights(params)
     image = p.string(params, "image")
-    top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, 1000)
+    top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, MAX_TOP_K)
     neutral = neutral_reference(p.obj(params, "neutral"))
     res = ctx.engine.retriever.retrieve(
         image, library, top_k=top_k, weights=weights, box=p.box(params), neutral=neutral
@@ -36,8 +37,8 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
     without a face are reported, not fatal. The final answer (and a cancel's partial) holds counts and the
     frames without a face, not the per-frame results again (they already came with the progress)."""
     lib = load_library(p.string(params, "library", required=False) or builtin_library())
-    top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, 100)
-    step = p.integer(params, "frame_step", 1, 1, 1000)
+    top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, MAX_BATCH_TOP_K)
+    step = p.integer(params, "frame_step", 1, 1, MAX_FRAME_STEP)
     weights = p.retrieval_weights(params)
     images, video = params.get("images"), params.get("video")
     # The actor's neutral: for images, the scorer's neutral-relative terms (backend.retrieval.neutral_reference);
@@ -76,8 +77,20 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
     analyzer = FrameAnalyzer(ctx.engine, lib, top_k, weights, tracker_config(params), neutral_param(params))
     with open_video(video) as v:
         total = (v.frame_count + step - 1) // step if v.frame_count else 0
+        if total > MAX_BATCH:  # before any work
+            raise invalid_params(
+                f"{video} has {v.frame_count} frames; every {step}th is {total}, over the {MAX_BATCH} frames of one "
+                f"request: use frame_step {-(-v.frame_count // MAX_BATCH)} or more"
+            )
         for k, r in analyzer.analyze_stream(v.frames(step)):  # decoded in memory: nothing is written to disk
             ctx.check_cancelled(partial=summary())
+            if done[0] >= MAX_BATCH:  # the container did not say how many frames it has
+                raise DeepExprError(
+                    protocol.INVALID_PARAMS,
+                    f"{video} has more than {MAX_BATCH * step} frames, over the {MAX_BATCH} sampled frames of one "
+                    "request: raise frame_step",
+                    {"partial": summary()},
+                )
             item = {"index": k // step, "step": step, **result_item(r, points=False)}
             if not r.ok:
                 no_face.append(k // step)

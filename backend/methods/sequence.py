@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import sequence
 from ..errors import invalid_params
+from ..limits import MAX_FRAMES
 from ..rpc import Handler, RequestContext
 from . import params as p
 
@@ -17,7 +18,7 @@ def generate_sequence(params: dict, ctx: RequestContext) -> dict:
         raise invalid_params("give exactly one of 'expression', 'target' (image path), 'keyframes' (JSON path)")
     d = sequence.SequenceConfig()
     cfg = sequence.SequenceConfig(
-        frames=p.integer(params, "frames", d.frames, 2, sequence.MAX_FRAMES),
+        frames=p.integer(params, "frames", d.frames, 2, MAX_FRAMES),
         easing=p.choice(params, "easing", d.easing, tuple(sequence.EASINGS)),
         method=p.choice(params, "method", d.method, sequence.METHODS),
     )

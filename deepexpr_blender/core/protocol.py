@@ -14,12 +14,15 @@ See docs/protocol.md for the full description.
 from __future__ import annotations
 
 import json
+import math
 from typing import IO, Any
 
 PROTOCOL_VERSION = "1.0"
 
 # Largest message body either side accepts. Images travel as paths, so real messages are small.
 MAX_MESSAGE_BYTES = 1 << 20
+# Largest reply the backend sends (and the client reads): a batch's results can be tens of MiB.
+MAX_REPLY_BYTES = 64 << 20
 # Largest header block (all header lines together).
 MAX_HEADER_BYTES = 4096
 
@@ -43,6 +46,7 @@ MESSAGE_TOO_LARGE = -32018
 SHUTTING_DOWN = -32019
 # Raised by the client, never sent by the backend: the backend cannot be started, exited, or does not answer.
 BACKEND_UNAVAILABLE = -32020
+OUTPUT_FAILED = -32021
 
 ERROR_NAMES = {
     PARSE_ERROR: "PARSE_ERROR",
@@ -62,6 +66,7 @@ ERROR_NAMES = {
     MESSAGE_TOO_LARGE: "MESSAGE_TOO_LARGE",
     SHUTTING_DOWN: "SHUTTING_DOWN",
     BACKEND_UNAVAILABLE: "BACKEND_UNAVAILABLE",
+    OUTPUT_FAILED: "OUTPUT_FAILED",
 }
 ERROR_CODES = {name: code for code, name in ERROR_NAMES.items()}
 
@@ -79,9 +84,27 @@ class FramingError(Exception):
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    """Frame one JSON-RPC message."""
-    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Frame one JSON-RPC message as strict JSON. Raises ValueError (UnicodeEncodeError for lone surrogates,
+    ValueError for NaN / Infinity), TypeError or RecursionError for a message that has no strict encoding."""
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
     return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"the number {text[:40]} is beyond the double range")
+    return v
+
+
+def loads(text: str) -> Any:
+    """Strict JSON: ``NaN``, ``Infinity`` and numbers that overflow a double are refused (ValueError), so every
+    number read this way is finite. Used for messages and for the JSON files the backend reads from users."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
 
 
 def read_frame(stream: IO[bytes], max_bytes: int = MAX_MESSAGE_BYTES) -> bytes | None:
@@ -139,9 +162,9 @@ def read_frame(stream: IO[bytes], max_bytes: int = MAX_MESSAGE_BYTES) -> bytes |
 def decode(body: bytes) -> Any:
     """Parse a frame's body as JSON; raises FramingError (PARSE_ERROR, recoverable) if it is not JSON."""
     try:
-        return json.loads(body.decode("utf-8"))
+        return loads(body.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise FramingError("body is not UTF-8 JSON (or nests too deeply): %s" % str(exc)[:200]) from None
+        raise FramingError("body is not strict UTF-8 JSON (or nests too deeply): %s" % str(exc)[:200]) from None
 
 
 def request(msg_id: int | str, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
