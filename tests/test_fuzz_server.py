@@ -145,10 +145,12 @@ RELEVANT = {  # the params each method reads
     "embed": ["image", "box"],
     "align": ["image", "out", "size", "box"],
     "capture": ["source", "out", "frame"],
-    "retrieve": ["image", "library", "top_k", "alpha", "beta", "box", "sheet"],
+    "retrieve": ["image", "library", "top_k", "alpha", "beta", "gamma", "delta", "neutral", "box", "sheet"],
     "retrieve_batch": ["images", "video", "library", "top_k", "alpha", "beta", "frame_step"],
     "generate_sequence": ["source", "expression", "target", "keyframes", "out", "frames", "easing", "method"],
     "analyze_batch": ["images", "op"],
+    "key_poses": ["frames", "probabilities", "labels", "candidates", "density", "breakdowns", "min_segment"],
+    "live": ["library", "top_k", "alpha", "beta", "preview_fps", "realtime", "max_seconds", "tracking", "neutral"],
 }
 PARAM_KEYS = [
     "image", "box", "draw", "out", "size", "library", "top_k", "alpha", "beta", "sheet", "images", "video",
@@ -170,6 +172,8 @@ def valid_params(w: dict, method: str) -> dict:
         "retrieve_batch": {"images": [img], "top_k": 2},
         "generate_sequence": {"source": img, "expression": "joy", "frames": 2, "out": f"{out}/seq"},
         "analyze_batch": {"images": [img], "op": "detect"},
+        "key_poses": {"frames": list(range(1, 9)), "probabilities": [[1 / 7] * 7] * 8},
+        "live": {"source": img, "max_seconds": 1, "realtime": False},
     }.get(method, {})
 
 
