@@ -191,15 +191,16 @@ class FrameRenderer:
         )
         self._gan: list[np.ndarray] | None = None
 
-    def warp_only(self, i: int) -> np.ndarray:
+    def warp_only(self, i: int, check=None) -> np.ndarray:
         """Frame i of the warp alone (the anchor ring held fixed)."""
-        return self.warp_points(self.path[i])
+        return self.warp_points(self.path[i], check)
 
-    def warp_points(self, pts68: np.ndarray) -> np.ndarray:
-        return self.warper.warp(np.concatenate([pts68, self.ring]))
+    def warp_points(self, pts68: np.ndarray, check=None) -> np.ndarray:
+        return self.warper.warp(np.concatenate([pts68, self.ring]), check)
 
-    def render(self, i: int) -> np.ndarray:
-        frame = self.warp_only(i)
+    def render(self, i: int, check=None) -> np.ndarray:
+        """Frame i; ``check`` (optional) is called while warping and may raise to stop (cancel)."""
+        frame = self.warp_only(i, check)
         if self.appearance is not None:
             frame = self.appearance.apply(frame, self.appearance.log_ratio(self.path[i]))
         if self.refiner is not None:

@@ -272,7 +272,8 @@ def generate(
         path = [lm * to_work for lm in path]
         gan = engine.gan.module if cfg.method == "warp+gan" else None
         bgr = cv2.cvtColor(full.rgb, cv2.COLOR_RGB2BGR)
-        render = FrameRenderer(bgr, src * to_work, path, gan, appearance=load_appearance()).render
+        renderer = FrameRenderer(bgr, src * to_work, path, gan, appearance=load_appearance())
+        render = lambda i: renderer.render(i, check)  # noqa: E731
         # --- end hook
         fh, fw = full.rgb.shape[:2]
         ends = [path[0] / full.scale, path[-1] / full.scale]

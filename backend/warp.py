@@ -76,7 +76,8 @@ class RemapWarper:
         self.src = np.concatenate([np.asarray(src_points, np.float64), border_points(w, h)])
         self.tri = Delaunay(self.src).simplices
 
-    def warp(self, dst_points: np.ndarray) -> np.ndarray:
+    def warp(self, dst_points: np.ndarray, check=None) -> np.ndarray:
+        """The warped image; ``check`` (optional) is called between bands of rows and may raise to stop (cancel)."""
         h, w = self.image.shape[:2]
         dst = np.concatenate([np.asarray(dst_points, np.float64), border_points(w, h)])
         out = self.image.copy()
@@ -100,9 +101,14 @@ class RemapWarper:
         m[0] = [[1, 0, 0], [0, 1, 0]]  # label 0: pixels of triangles that do not move
         m[1:][det_ok] = np.transpose(np.linalg.solve(d[det_ok], s[det_ok]), (0, 2, 1))
         m[1:][~det_ok] = m[0]
-        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-        a = m[label]  # (H, W, 2, 3)
-        mx = (a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2]).astype(np.float32)
-        my = (a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2]).astype(np.float32)
-        out[y0:y1, x0:x1] = cv2.remap(self.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        band = 128  # rows at a time: bounded memory, and a cancel is heard within one band
+        for r0 in range(y0, y1, band):
+            if check is not None:
+                check()
+            r1 = min(r0 + band, y1)
+            ys, xs = np.mgrid[r0:r1, x0:x1].astype(np.float64)
+            a = m[label[r0 - y0 : r1 - y0]]  # (rows, W, 2, 3)
+            mx = (a[..., 0, 0] * xs + a[..., 0, 1] * ys + a[..., 0, 2]).astype(np.float32)
+            my = (a[..., 1, 0] * xs + a[..., 1, 1] * ys + a[..., 1, 2]).astype(np.float32)
+            out[r0:r1, x0:x1] = cv2.remap(self.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         return out
