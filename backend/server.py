@@ -2,7 +2,8 @@
 docs/protocol.md. The work methods come in as a ``MethodRegistry`` (``backend/app.py`` wires them).
 
 Threads: a *reader* parses frames from stdin onto a queue and handles ``$/cancelRequest`` at once; the
-*main* thread runs requests one at a time; a *watchdog* exits the process when the parent dies.
+*main* thread runs requests one at a time; a *heartbeat* sends ``$/heartbeat`` while a request runs; a
+*watchdog* exits the process when the parent dies.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class Server:
                     "ask for fewer items per request",
                 )
             )
+        if "id" in msg and ("result" in msg or "error" in msg):
+            self._close(msg["id"] if valid_id(msg["id"]) else None)
         with self._write_lock:
             try:
                 self.stdout.write(data)
@@ -127,7 +130,8 @@ class Server:
                 with self._ids_lock:  # a cancel for an id not open is dropped, never kept for a later request
                     if valid_id(target) and target in self._open:
                         self.cancelled.add(target)
-                continue
+                if "id" not in msg:
+                    continue  # sent as a request (it is a notification), it still gets its answer below
             rid = _request_id(msg)
             if rid is not None:
                 with self._ids_lock:
@@ -143,9 +147,9 @@ class Server:
             if running is not None:
                 self.notify("$/heartbeat", {"id": running})
 
-    def _close(self, msg: Any) -> None:
-        """A request was answered: forget its id (and any cancel of it)."""
-        rid = _request_id(msg)
+    def _close(self, rid: Any) -> None:
+        """A request is being answered: forget its id (and any cancel of it) before the answer goes out, so a
+        cancel the client sends after reading the answer cannot be taken for a later request's."""
         if rid is None:
             return
         with self._ids_lock:
@@ -180,10 +184,9 @@ class Server:
                 code = self.handle(item)
             except Exception:  # handle() answers every error itself; this is the last guard of the loop
                 log.error("internal error handling a message:\n%s", traceback.format_exc())
+                self._close(_request_id(item))
                 self.send(error(None, P.INTERNAL_ERROR, "internal error; see the backend's log"))
                 continue
-            finally:
-                self._close(item)
             if code is not None:
                 return code
 
@@ -235,6 +238,8 @@ class Server:
         return None
 
     def _dispatch(self, method: str, params: dict, msg_id: Any) -> Any:
+        if method == "$/cancelRequest":  # done by the reader already
+            return None
         if method == "shutdown":
             self.state = "shutdown"
             return None

@@ -199,3 +199,13 @@ def test_serving_and_training_normalise_crops_alike(engine, astronaut_path):
     served = engine.embed_crops(list(crops))
     trained, _ = embed_and_classify(engine.expression.module, crops)
     np.testing.assert_allclose(served, trained, atol=1e-6)
+
+
+def test_installing_the_backend_alone_does_not_pull_bpy():
+    """bpy (Blender as a module, 374 MB) is an extra for rendering and tests, not a runtime dependency."""
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    assert not any(d.replace(" ", "").startswith("bpy") for d in project["dependencies"])
+    assert any(d.startswith("bpy") for d in project["optional-dependencies"]["render"])

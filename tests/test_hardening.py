@@ -100,6 +100,8 @@ def test_a_cancel_with_an_unhashable_id_does_not_stop_the_reader(server):
     for bad in ([1], {"a": 1}, None, 1.5):
         server.send(P.notification("$/cancelRequest", {"id": bad}))
     still_serving(server)
+    resp = raw(server, b'{"jsonrpc":"2.0","id":"c","method":"$/cancelRequest","params":{"id":1}}')
+    assert resp["id"] == "c" and resp["result"] is None  # sent as a request, it is answered too
 
 
 def test_every_method_survives_hostile_strings(server):
@@ -211,9 +213,10 @@ def test_a_stale_cancel_does_not_cancel_a_later_request(server, astronaut_path):
     server.send(P.request(424242, "analyze_batch", {"images": [astronaut_path], "op": "detect"}))
     resp = server.read_response(424242)
     assert "result" in resp, resp  # was CANCELLED: the cancel had been kept for the id
-    server.send(P.notification("$/cancelRequest", {"id": 424242}))  # finished: forgotten too
-    server.send(P.request(424242, "analyze_batch", {"images": [astronaut_path], "op": "detect"}))
-    assert "result" in server.read_response(424242)
+    for _ in range(10):  # a cancel sent right after reading the answer (a race, once): forgotten too
+        server.send(P.notification("$/cancelRequest", {"id": 424242}))
+        server.send(P.request(424242, "analyze_batch", {"images": [astronaut_path], "op": "detect"}))
+        assert "result" in server.read_response(424242)
 
 
 def test_closing_stdin_mid_request_stops_the_job(random_model, astronaut_path):
