@@ -60,9 +60,18 @@ class RequestModal(ReportingOperator):
 
     _timer = None
     job: jobs.Job | None = None
+    blocks_input = False  # True: other events wait until the job ends (it holds the scene in a temporary state)
 
     def start_job(self, context) -> jobs.Job:
         raise NotImplementedError
+
+    def advance(self, context) -> None:
+        """One step on each timer tick: by default, run what the backend sent."""
+        connection.drain()
+
+    def cancel_work(self, job: jobs.Job) -> None:
+        """Esc: by default, ask the backend to cancel the job's request."""
+        connection.cancel(job.request_id)
 
     def execute(self, context):
         try:
@@ -85,7 +94,7 @@ class RequestModal(ReportingOperator):
                 self._cancel(job)
                 return {"RUNNING_MODAL"}
             if event.type == "TIMER":
-                connection.drain()
+                self.advance(context)
                 if job.cancel_sent_at is not None and not job.done:
                     if time.monotonic() - job.cancel_sent_at > CANCEL_GRACE:
                         job.end_cancelled(f"{job.title} cancelled (the backend did not confirm in time)")
@@ -96,12 +105,12 @@ class RequestModal(ReportingOperator):
             log.exception("DeepExpr: the modal loop of %s failed", job.title)
             job.fail(f"{job.title} failed: {type(exc).__name__}: {exc}. See the system console.")
             return self.cleanup(context)
-        return {"PASS_THROUGH"}
+        return {"RUNNING_MODAL"} if self.blocks_input and event.type not in {"TIMER", "MOUSEMOVE"} else {"PASS_THROUGH"}
 
     def _cancel(self, job: jobs.Job) -> None:
         if job.cancel_sent_at is None:
             job.cancel_sent_at = time.monotonic()
-            connection.cancel(job.request_id)
+            self.cancel_work(job)
             job.say(f"Cancelling {job.title.lower()}...")
             if getattr(job, "cancel_ends_now", False):  # nothing to undo: end now, ignore the late answer
                 job.end_cancelled()

@@ -116,3 +116,30 @@ def test_a_transition_strip_goes_above_the_footage_it_covers_scaled_to_the_scene
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "moved" / "shot.blend"))
     strip = strips(bpy.context.scene.sequence_editor)[name]
     assert os.path.isfile(os.path.join(bpy.path.abspath(strip.directory), strip.elements[0].filename))
+
+
+def test_building_a_library_shows_real_progress_and_can_be_cancelled(addon):
+    reset_scene()
+    scene = bpy.context.scene
+    bpy.ops.deepexpr.add_character(character="pip")
+    pip = scene.deepexpr.target
+    keys = pip.data.shape_keys.key_blocks
+    keys["jaw_drop"].value = 0.3  # the rig's current state, to be given back
+    found = mod("poses").find_poses(pip)
+    LibraryJob, folder = mod("library_from_rig.job").LibraryJob, mod("library_from_rig.ops").library_folder(pip)
+    first = LibraryJob(scene, pip, found[:3], folder, overwrite=True)
+    first.run()
+    before = open(os.path.join(folder, "library.json")).read()
+    job = LibraryJob(scene, pip, found, folder, overwrite=True)
+    seen = []
+    for _ in range(3):
+        job.step()
+        seen.append((scene.deepexpr.progress, scene.deepexpr.status))
+    assert scene.deepexpr.busy and scene.deepexpr.cancellable and scene.deepexpr.progress_known
+    assert [round(p * len(found)) for p, _ in seen] == [1, 2, 3] and f"pose 3 of {len(found)}" in seen[-1][1]
+    job.cancel()
+    assert job.done and job.cancelled and not scene.deepexpr.busy
+    assert "previous library is kept" in scene.deepexpr.status
+    assert open(os.path.join(folder, "library.json")).read() == before  # the earlier library, untouched
+    assert not os.path.exists(folder + ".partial")
+    assert keys["jaw_drop"].value == pytest.approx(0.3)  # the rig given back as it was

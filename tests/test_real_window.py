@@ -114,3 +114,11 @@ def test_job_results_and_errors_reach_the_status_bar(result):
     for name in ("error", "batch", "transition"):
         img, _ = _shot(result, name)
         assert _status_bar_text(img) > 250, name  # "DeepExpr error: Capture failed. No face was found..."
+
+
+def test_library_building_showed_real_progress(result):
+    step = _step(result, "confirm_rig_dialog")
+    assert step["checks"].get("progress_shown") is True, step["checks"]
+    img = cv2.imread(os.path.join(OUT, step["checks"]["progress_shot"]))
+    side = _sidebar(img, step["sidebar"])
+    assert side.std() > 10

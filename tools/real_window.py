@@ -31,7 +31,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Screenshots for docs/extension.md: the sidebar alone, the dialog, or the whole window (half size).
-SIDEBAR_SHOTS = ("capture", "poses", "error")
+SIDEBAR_SHOTS = ("capture", "poses", "error", "library_progress")
 WINDOW_SHOTS = ("batch", "sequencer_batch", "transition")
 MIRROR = "http://deb.debian.org/debian"
 
@@ -170,6 +170,7 @@ def docs_images(out: str, docs: str) -> None:
 
     result = json.load(open(os.path.join(out, "result.json")))
     shots = {s["checks"].get("shot", "")[:-4]: s for s in result["steps"] if s["checks"].get("shot")}
+    shots.update({s["checks"]["progress_shot"][:-4]: s for s in result["steps"] if s["checks"].get("progress_shot")})
     os.makedirs(docs, exist_ok=True)
     for name, step in shots.items():
         img = cv2.imread(os.path.join(out, f"{name}.png"))

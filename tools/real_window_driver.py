@@ -216,7 +216,16 @@ def confirm_rig_dialog():
     win.event_simulate(type="RET", value="PRESS")
     win.event_simulate(type="RET", value="RELEASE")
     built = os.path.join(out, "library.json")
-    return lambda: os.path.isfile(built) and props().library == "CUSTOM", {"shot": shot}
+    checks = {"shot": shot}
+
+    def building():
+        p = props()
+        if "progress_shot" not in checks and p.busy and p.job == "library" and p.progress >= 0.25:
+            checks["progress_shot"] = screenshot("library_progress")  # real progress, Esc offered
+            checks["progress_shown"] = p.progress_known and p.cancellable and "pose" in p.status
+        return not p.busy and os.path.isfile(built) and p.library == "CUSTOM"
+
+    return building, checks
 
 
 @step

@@ -49,6 +49,13 @@ def build_from_rig(
     """The rig builder over found poses; returns its report (``path``, ``entries``, ``warnings``, ...)."""
     from ..rigs import builder
 
+    return builder.drive(iter_build_from_rig(out, found, rig, name, size, overwrite), progress)
+
+
+def iter_build_from_rig(out: str, found: list[dict], rig, name: str = "", size: int = 256, overwrite: bool = False):
+    """``build_from_rig`` one thumbnail at a time (yields (done, total); returns the report)."""
+    from ..rigs import builder
+
     for p in found:
         poses.validate_pose(p["pose"], "")
     rig_poses = [
@@ -64,9 +71,8 @@ def build_from_rig(
     ]
     cfg = builder.RigLibraryConfig(overwrite=overwrite)
     cfg.thumbnail.size = size
-    return builder.build_rig_library(
-        rig, out, rig_poses, cfg, name=name, roles=landmark_roles(rig, found), progress=progress
-    )
+    roles = landmark_roles(rig, found)
+    return (yield from builder.iter_build_rig_library(rig, out, rig_poses, cfg, name=name, roles=roles))
 
 
 def build_library(
@@ -75,16 +81,25 @@ def build_library(
     """Write a library folder at ``out`` from found poses (``{"pose", "label", "name", ...}``): rig poses with
     the rig builder, image poses as copies. Returns the library.json path; ``FileExistsError`` when ``out``
     holds a library and ``overwrite`` is not set."""
+    from ..rigs import builder
+
+    return builder.drive(iter_build_library(out, found, rig, name, size, overwrite), progress)
+
+
+def iter_build_library(out: str, found: list[dict], rig=None, name: str = "", size: int = 256, overwrite: bool = False):
+    """``build_library`` one thumbnail at a time: yields (done, total), returns the library.json path. The
+    checks run at the first step (before any thumbnail)."""
     out = out.rstrip("/\\")
     if os.path.exists(os.path.join(out, "library.json")) and not overwrite:
         raise FileExistsError(f"{out} already holds a library: choose another folder or allow replacing it")
     if not found:
         raise RigError("no poses to build a library from")
     if rig is not None and all(is_rig_pose(p["pose"]) for p in found):
-        return build_from_rig(out, found, rig, name, size, overwrite, progress)["path"]
+        return (yield from iter_build_from_rig(out, found, rig, name, size, overwrite))["path"]
     if any(is_rig_pose(p["pose"]) for p in found):
         raise RigError("rig poses need the rig they belong to: select it and build again")
-    return build_image_library(out, found, name, size, progress)
+    yield 0, len(found)  # image libraries are copies: one step
+    return build_image_library(out, found, name, size)
 
 
 def build_image_library(out: str, found: list[dict], name: str = "", size: int = 256, progress=None) -> str:

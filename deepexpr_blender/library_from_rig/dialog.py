@@ -160,9 +160,10 @@ class DEEPEXPR_OT_review_rig_poses(ReportingOperator, bpy.types.Operator):
             return self.fail(
                 FileExistsError(f"{self.out} already holds this character's library: tick 'Replace' to rebuild it")
             )
-        return bpy.ops.deepexpr.build_library(
+        res = bpy.ops.deepexpr.build_library(
             "EXEC_DEFAULT", poses_json=json.dumps(chosen), overwrite=self.overwrite, animation=self.animation
         )
+        return {"FINISHED"} if "RUNNING_MODAL" in res else res  # the build goes on as its own modal job
 
 
 classes = (DEEPEXPR_PG_rig_pose, DEEPEXPR_UL_rig_poses, DEEPEXPR_OT_review_rig_poses)

@@ -9,9 +9,9 @@ import bpy
 from bpy.props import BoolProperty, StringProperty
 
 from .. import paths, poses, toon
-from ..operator_base import USER_ERRORS, ReportingOperator, refuse
+from ..operator_base import ReportingOperator, RequestModal, busy_reason, refuse
 from . import placement
-from .build import build_library
+from .job import LibraryJob
 
 
 class DEEPEXPR_OT_add_character(ReportingOperator, bpy.types.Operator):
@@ -32,7 +32,7 @@ class DEEPEXPR_OT_add_character(ReportingOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
-class DEEPEXPR_OT_build_library(ReportingOperator, bpy.types.Operator):
+class DEEPEXPR_OT_build_library(RequestModal, bpy.types.Operator):
     bl_idname = "deepexpr.build_library"
     bl_label = "Build library from rig"
     bl_description = (
@@ -46,24 +46,31 @@ class DEEPEXPR_OT_build_library(ReportingOperator, bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         obj = context.active_object
+        if context.scene.deepexpr.busy:
+            return refuse(cls, busy_reason(context.scene.deepexpr))
         if obj is None:
             return refuse(cls, "Select the rig first: a mesh with shape keys or an armature")
         if not poses.kinds_finding_in(obj):
             return refuse(cls, f"{obj.name} is a {obj.type.lower()}: select a mesh with shape keys or an armature")
         return True
 
-    def execute(self, context):
+    blocks_input = True  # the rig is posed in turn while thumbnails render: nothing else may change it
+
+    def start_job(self, context):
         obj = context.active_object
-        try:
-            found = json.loads(self.poses_json) if self.poses_json else poses.find_poses(obj, self.animation)
-            out = library_folder(obj)
-            build_library(out, found, rig=obj, name=obj.name, overwrite=self.overwrite)
-        except USER_ERRORS as err:
-            return self.fail(err)
-        props = context.scene.deepexpr
-        props.library_path, props.library, props.target = out, "CUSTOM", obj
-        self.report({"INFO"}, f"Library of {len(found)} poses written to {out}")
-        return {"FINISHED"}
+        found = json.loads(self.poses_json) if self.poses_json else poses.find_poses(obj, self.animation)
+        job = LibraryJob(context.scene, obj, found, library_folder(obj), self.overwrite)
+        if bpy.app.background or context.window is None:
+            job.run()  # no event loop: build it all now (user errors reach the caller)
+        else:
+            job.step()  # the checks and the first thumbnail now: a refusal is reported at once
+        return job
+
+    def advance(self, context) -> None:
+        self.job.step()
+
+    def cancel_work(self, job) -> None:
+        job.cancel()
 
 
 def library_folder(obj) -> str:

@@ -264,6 +264,34 @@ def build_rig_library(
     ``roles`` (landmark role -> [(mesh, key)] or a library pose) defaults to
     ``core.expression_keys.landmark_roles``, completed from the labelled poses (``roles_from_poses``).
     ``progress(done, total)`` is called after each thumbnail (it may raise to cancel: nothing is written)."""
+    return drive(iter_build_rig_library(face_object, out, poses, cfg, name, roles), progress)
+
+
+def drive(steps, progress=None):
+    """Run a build generator to its end (its return value), calling ``progress(done, total)`` at each step; an
+    exception from ``progress`` closes the generator (its cleanup runs) and propagates."""
+    try:
+        while True:
+            done, total = next(steps)
+            if progress is not None:
+                progress(done, total)
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        steps.close()
+
+
+def iter_build_rig_library(
+    face_object,
+    out: str,
+    poses: list,
+    cfg: RigLibraryConfig | None = None,
+    name: str = "",
+    roles: dict | None = None,
+):
+    """``build_rig_library`` one thumbnail at a time: yields (done, total) after each, returns its report. A
+    modal operator steps it between events (progress shown, Esc cancels); closing it early removes the staging
+    folder and gives the rig back as it was (the previous library is kept)."""
     cfg = cfg or RigLibraryConfig()
     t0 = time.time()
     out = out.rstrip("/\\")
@@ -340,8 +368,7 @@ def build_rig_library(
                             "character": root,
                         }
                     )
-                    if progress is not None:
-                        progress(i + 1, len(poses))
+                    yield i + 1, len(poses)
                 to_rest(objs)
         fmt.write(staging, name or os.path.basename(out), "deepexpr_blender.rigs.builder", entries, [])
         replace_library(staging, out)
