@@ -62,3 +62,17 @@ def semantic_from_dict(named: dict[str, tuple[float, float]]) -> np.ndarray:
 
 def index_of(name: str) -> int:
     return SEMANTIC_NAMES.index(name)
+
+
+# iBUG 68 index of each point's mirror image (left <-> right of the face).
+MIRROR68: tuple[int, ...] = (
+    *range(16, -1, -1),  # jaw
+    *range(26, 16, -1),  # brows
+    27, 28, 29, 30,  # nose bridge
+    35, 34, 33, 32, 31,  # nostrils
+    45, 44, 43, 42, 47, 46,  # the right-hand eye, mirrored onto the left
+    39, 38, 37, 36, 41, 40,
+    54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55,  # outer lip
+    64, 63, 62, 61, 60, 67, 66, 65,  # inner lip
+)  # fmt: skip
+assert sorted(MIRROR68) == list(range(68))

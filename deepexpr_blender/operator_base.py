@@ -34,6 +34,15 @@ def busy_reason(props) -> str:
     )
 
 
+def scene_is_idle(cls, context) -> bool:
+    """For ``poll()``: a scene that is not busy with another DeepExpr job (the tooltip says which)."""
+    if context.scene is None:
+        return False
+    if context.scene.deepexpr.busy:
+        return refuse(cls, busy_reason(context.scene.deepexpr))
+    return True
+
+
 class ReportingOperator:
     """Mix-in: ``fail`` reports an error and cancels; ``start_workflow`` starts an asynchronous workflow."""
 

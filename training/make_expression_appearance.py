@@ -20,6 +20,7 @@ import numpy as np
 
 from backend.appearance import APPEARANCE_PATH, AppearanceModel, mean_shapes
 from backend.composite import face_mask
+from backend.landmarks import MIRROR68
 from backend.models import CLASSES
 from backend.sequence import expression_deltas
 from backend.warp import PiecewiseAffineWarper
@@ -29,17 +30,7 @@ from .data.ckplus_pairs import fold_masks, neutral_to_peak
 
 EXPRESSIONS = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
 EPS = 16.0
-FLIP = (
-    list(range(16, -1, -1))
-    + list(range(26, 16, -1))
-    + list(range(27, 31))
-    + list(range(35, 30, -1))
-    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
-    + list(range(54, 47, -1))
-    + list(range(59, 54, -1))
-    + list(range(64, 59, -1))
-    + list(range(67, 64, -1))
-)
+FLIP = list(MIRROR68)  # iBUG 68 index of each point's mirror image
 
 
 def _mirror(img: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

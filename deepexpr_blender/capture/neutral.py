@@ -10,7 +10,7 @@ import json
 import bpy
 
 from .. import jobs
-from ..operator_base import ReportingOperator, busy_reason, refuse
+from ..operator_base import ReportingOperator, scene_is_idle
 from ..session import connection
 from . import workflow
 
@@ -60,11 +60,7 @@ class DEEPEXPR_OT_capture_neutral(ReportingOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if context.scene is None:
-            return False
-        if context.scene.deepexpr.busy:
-            return refuse(cls, busy_reason(context.scene.deepexpr))
-        return True
+        return scene_is_idle(cls, context)
 
     def execute(self, context):
         return self.start_workflow(context, capture_neutral)

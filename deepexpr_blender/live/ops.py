@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..operator_base import USER_ERRORS, ReportingOperator, RequestModal, busy_reason, refuse
+from ..operator_base import USER_ERRORS, ReportingOperator, RequestModal, busy_reason, refuse, scene_is_idle
 from ..session import connection
 from . import workflow
 
@@ -21,11 +21,7 @@ class DEEPEXPR_OT_live(ReportingOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if context.scene is None:
-            return False
-        if context.scene.deepexpr.busy:
-            return refuse(cls, busy_reason(context.scene.deepexpr))
-        return True
+        return scene_is_idle(cls, context)
 
     def execute(self, context):
         scene = context.scene

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from backend.landmarks import MIRROR68
 from backend.models import CLASSES
 from backend.sequence import gan_crop, normalize_landmarks
 
@@ -103,17 +104,7 @@ def neutral_to_peak(data: dict, mask: np.ndarray) -> np.ndarray:
 
 def flip_landmarks(lm: torch.Tensor) -> torch.Tensor:
     """Mirror normalized 68-point landmarks horizontally (x -> -x, left/right points swapped)."""
-    perm = (
-        list(range(16, -1, -1))
-        + list(range(26, 16, -1))
-        + list(range(27, 31))
-        + list(range(35, 30, -1))
-        + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
-        + list(range(54, 47, -1))
-        + list(range(59, 54, -1))
-        + list(range(64, 59, -1))
-        + list(range(67, 64, -1))
-    )
+    perm = list(MIRROR68)
     out = lm[:, perm].clone()
     out[..., 0] = -out[..., 0]
     return out
