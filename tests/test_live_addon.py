@@ -296,3 +296,17 @@ def test_the_live_panels_draw(scene):
             draw(_Layout(log), scene)
             assert "operator" in log
     assert np.isfinite(scene.deepexpr_live.latency)
+
+
+def test_loading_another_file_ends_live_mode(scene, take):
+    """(Last: it loads a new file.)"""
+    wf = _mod("live.workflow")
+    lp = scene.deepexpr_live
+    lp.source, lp.video = "VIDEO", take["path"]
+    sess = wf.start_live(scene)
+    assert _drain_until(lambda: sess.results >= 3, 30)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert not sess.running and wf.session(bpy.context.scene) is None and not wf._takes
+    _drain_until(lambda: False, 0.5)  # late answers of the old session go nowhere
+    client = _mod("session.connection").get_client()
+    assert not client.busy

@@ -351,6 +351,11 @@ def stop_all(message: str) -> None:
             _sessions.pop(name).running = False
 
 
+def forget_takes() -> None:
+    """The recorded takes belong to the file they were recorded in."""
+    _takes.clear()
+
+
 # ---------------------------------------------------------------------------------------------- sparse keys
 class SparseJob(jobs.Job):
     """A performance turned into key poses: trajectory (from a video or a take), key_poses, keying."""
