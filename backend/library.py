@@ -4,7 +4,6 @@ built-in library is."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -40,32 +39,20 @@ class Library:
         lm = self.entries[i].get("landmarks")
         return None if lm is None else np.asarray(lm, dtype=np.float64)
 
-    def fingerprint(self) -> str:
-        """Cheap change detector (sizes and modification times of library.json and the thumbnails)."""
-        h = hashlib.sha1(os.fsencode(self.root))
-        for path in [os.path.join(self.root, "library.json")] + [self.thumbnail(i) for i in range(len(self.entries))]:
-            st = os.stat(path)
-            h.update(os.fsencode(path) + f"|{st.st_size}|{st.st_mtime_ns}".encode())
-        return h.hexdigest()
 
-    def content_hash(self) -> str:
-        """SHA-256 over library.json and every thumbnail's bytes: any change gives a new hash."""
-        h = hashlib.sha256()
-        with open(os.path.join(self.root, "library.json"), "rb") as f:
-            h.update(f.read())
-        for i in range(len(self.entries)):
-            with open(self.thumbnail(i), "rb") as f:
-                h.update(hashlib.sha256(f.read()).digest())
-        return h.hexdigest()
-
-
-def load_library(root: str) -> Library:
-    """Load and validate a library folder; LIBRARY_INVALID names the library and the entry at fault."""
+def check_folder(root: str) -> str:
+    """``root`` as an absolute path when it is a folder holding a library.json; else LIBRARY_INVALID."""
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise DeepExprError(protocol.LIBRARY_INVALID, f"library {root}: not a folder", {"library": root})
     if not os.path.isfile(os.path.join(root, "library.json")):
         raise DeepExprError(protocol.LIBRARY_INVALID, f"library {root}: no library.json file in it", {"library": root})
+    return root
+
+
+def load_library(root: str) -> Library:
+    """Load and validate a library folder; LIBRARY_INVALID names the library and the entry at fault."""
+    root = check_folder(root)
     try:
         data = fmt.load(root)
     except fmt.LibraryError as exc:

@@ -16,17 +16,22 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from deepexpr_blender.core import protocol
+from deepexpr_blender.core.vocabulary import LABELS
 
+from . import ann, index_store
 from .align import align_face
 from .errors import DeepExprError
 from .geometry import FEATURE_NAMES, geometric_features
 from .landmarks import SEMANTIC_NAMES, semantic_from_68
-from .library import CACHE_DIR, Library, load_library
+from .library import CACHE_DIR, Library, check_folder, load_library
 from .scoring import (
     Features,
     RetrievalWeights,
@@ -44,43 +49,76 @@ from .scoring import (
 
 log = logging.getLogger(__name__)
 
-EXACT_LIMIT = 5000  # above this many entries, shortlist by Bhattacharyya before exact JS
-INDEX_VERSION = "4"  # bump when what is cached per library changes (v3: landmarks found on thumbnails)
+EXACT_LIMIT = 5000  # above this many entries, shortlist by Bhattacharyya (or the vector index) before exact JS
+INDEX_VERSION = "5"  # bump when what is stored per library changes (v5: binary arrays, backend/index_store.py)
 SHORTLIST_PARTS = ("js", "label")  # the parts that rank the shortlist the geometry re-sorts
+SHORTLIST = 1000  # entries above EXACT_LIMIT scored exactly after the inner-product shortlist (20 * top_k if more)
+MAX_SHORTLIST = 20_000
+BUILD_BATCH = 256  # library entries embedded per forward pass while building an index
+MAX_CACHE_BYTES = 3 << 30  # indexes kept in memory, least recently used dropped first (memory-mapped bytes count)
 
 
 @dataclass
 class LibraryIndex:
-    library: Library
-    dist: np.ndarray  # (N, D) float32 feature distributions
-    sqrt_dist: np.ndarray  # (N, D) float32, for the Bhattacharyya shortlist
+    library: Library  # its entries may be read on demand (``index_store.EntryTable``)
+    dist: np.ndarray  # (N, D) float32 feature distributions (memory-mapped when loaded from disk)
+    sqrt_dist: np.ndarray | None  # (N, D) float32 for the exact Bhattacharyya shortlist; None with a vector index
     geometry: np.ndarray  # (N, F) z-scored in the library's domain; NaN rows where unknown
     key: str
     classes: np.ndarray | None = None  # (N, 7) declared expressions; NaN rows where unlabelled; None: no labels
     relative: np.ndarray | None = None  # (N, F) geometry relative to the character's neutral entry
-    landmarks_from: tuple[str, ...] = ()  # per entry: stored | detected | face_box | head | none
+    how: np.ndarray | None = None  # (N,) uint8 where each entry's landmarks came from (index_store.HOW)
+    sem: np.ndarray | None = None  # (N, 23, 2) named landmarks in thumbnail pixels, NaN where none
+    ann: object | None = None  # the vector index (backend/ann.py) for large libraries
+    stamp: tuple = ()  # the cheap fingerprint of the files it was built from (``Retriever``)
+    thumbs: tuple[str, ...] | None = None  # thumbnail paths (relative), kept for small libraries' fingerprint
+    damaged: bool = False  # rows of its files were found damaged: reload (and so rebuild) it
+    library_dirs: tuple[str, ...] = ()  # folders holding the thumbnails (large libraries' fingerprint)
+    folder: str = ""  # where it is stored
+
+    @property
+    def landmarks_from(self) -> tuple[str, ...]:
+        """Per entry: stored | detected | face_box | head | none."""
+        return () if self.how is None else tuple(index_store.HOW[int(h)] for h in self.how)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.dist, self.sqrt_dist, self.geometry, self.classes, self.relative, self.how, self.sem)
+        return sum(a.nbytes for a in arrays if a is not None) + (ann.nbytes(self.ann) if self.ann is not None else 0)
 
     def features(self, idx: np.ndarray | None = None) -> Features:
         sel = slice(None) if idx is None else idx
         return Features(
-            self.dist[sel],
-            self.geometry[sel],
-            None if self.classes is None else self.classes[sel],
-            None if self.relative is None else self.relative[sel],
+            np.asarray(self.dist[sel]),
+            np.asarray(self.geometry[sel]),
+            None if self.classes is None else np.asarray(self.classes[sel]),
+            None if self.relative is None else np.asarray(self.relative[sel]),
         )
 
 
 class IndexCache:
-    """Library indexes in memory, keyed by (library fingerprint, model checksum)."""
+    """Library indexes in memory, one per library folder, least recently used dropped first once their bytes
+    pass ``max_bytes`` (the newest is always kept). A library that changed replaces its old index."""
 
-    def __init__(self) -> None:
-        self._indexes: dict[tuple[str, str], LibraryIndex] = {}
+    def __init__(self, max_bytes: int = MAX_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._indexes: OrderedDict[str, LibraryIndex] = OrderedDict()
 
-    def get(self, key: tuple[str, str]) -> LibraryIndex | None:
-        return self._indexes.get(key)
+    def get(self, root: str) -> LibraryIndex | None:
+        index = self._indexes.get(root)
+        if index is not None:
+            self._indexes.move_to_end(root)
+        return index
 
-    def put(self, key: tuple[str, str], index: LibraryIndex) -> None:
-        self._indexes[key] = index
+    def put(self, root: str, index: LibraryIndex) -> None:
+        self._indexes.pop(root, None)
+        self._indexes[root] = index
+        while len(self._indexes) > 1 and self.nbytes > self.max_bytes:
+            self._indexes.popitem(last=False)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(i.nbytes for i in self._indexes.values())
 
     def clear(self) -> None:
         self._indexes.clear()
@@ -89,16 +127,24 @@ class IndexCache:
         return len(self._indexes)
 
 
-def _entry_analysis(engine, lib: Library, i: int, size: int) -> tuple[np.ndarray, np.ndarray | None, str]:
+def _entry_analysis(
+    engine, lib: Library, i: int, size: int, decoded: dict | None = None
+) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(aligned crop, named landmarks in thumbnail pixels or None, where they came from) of a library thumbnail:
     stored landmarks, else dlib, else the character-face fallback, else a centre crop (thumbnails are framed
-    on the face)."""
+    on the face). ``decoded`` keeps the last decoded thumbnail (entries that share one decode it once)."""
     import cv2
 
     from .character_face import character_points68
     from .imageio import decode_image
 
-    dec = decode_image(lib.thumbnail(i))
+    path = lib.thumbnail(i)
+    if decoded is not None and decoded.get("path") == path:
+        dec = decoded["image"]
+    else:
+        dec = decode_image(path)
+        if decoded is not None:
+            decoded.update(path=path, image=dec)
     sem = lib.semantic(i)
     if sem is not None:
         return align_face(dec.rgb, sem * dec.scale, size=size).crop, sem, "stored"
@@ -111,40 +157,6 @@ def _entry_analysis(engine, lib: Library, i: int, size: int) -> tuple[np.ndarray
         return align_face(dec.rgb, sem, size=size).crop, sem / dec.scale, how
     gray = cv2.cvtColor(dec.rgb, cv2.COLOR_RGB2GRAY)
     return cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA), None, "none"
-
-
-def library_embeddings(engine, lib: Library, cache_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, list, str]:
-    """(embeddings (N, D), named landmarks (N, 23, 2) with NaN where none, where each came from, cache key):
-    from the disk cache (keyed by the content hash, the model checksum and ``INDEX_VERSION``), or computed and
-    written there."""
-    model = engine.retrieval_model
-    key = f"{lib.content_hash()[:20]}-{model.sha256[:20]}-v{INDEX_VERSION}"
-    path = os.path.join(cache_dir or CACHE_DIR, "embeddings", key + ".npz")
-    if os.path.exists(path):
-        try:
-            with np.load(path) as z:
-                emb, sem, how = z["emb"], z["sem"], [str(h) for h in z["how"]]
-            if emb.shape[0] == len(lib.entries) == len(sem) == len(how) and np.isfinite(emb).all():
-                return emb, sem, how, key
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache file is rebuilt
-    size = int(model.card.input.get("size", 48))
-    crops, sems, how = [], [], []
-    for i in range(len(lib.entries)):
-        crop, sem, h = _entry_analysis(engine, lib, i, size)
-        crops.append(crop)
-        sems.append(np.full((len(SEMANTIC_NAMES), 2), np.nan) if sem is None else sem)
-        how.append(h)
-    emb = np.concatenate([engine.embed_crops(crops[i : i + 256], model) for i in range(0, len(crops), 256)])
-    sem = np.stack(sems) if sems else np.zeros((0, len(SEMANTIC_NAMES), 2))
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, emb=emb, sem=sem, how=np.array(how))
-        os.replace(tmp, path)
-    except OSError as exc:  # an unwritable cache costs time on the next start, not this answer
-        log.warning("cannot write the embedding cache %s (%s); continuing without it", path, exc)
-    return emb, sem, how, key
 
 
 def entry_geometry(lib: Library, sem: np.ndarray) -> np.ndarray:
@@ -162,25 +174,206 @@ def entry_geometry(lib: Library, sem: np.ndarray) -> np.ndarray:
     return geo
 
 
-def build_index(engine, lib: Library, cache_dir: str | None = None) -> LibraryIndex:
-    """The library's feature distributions, z-scored geometry, declared expressions and neutral-relative
-    geometry."""
-    emb, sem, how, key = library_embeddings(engine, lib, cache_dir)
-    dist = to_distribution(emb).astype(np.float32)
-    raw = entry_geometry(lib, sem)
-    missing = [e["id"] for e, h in zip(lib.entries, how) if h == "none" and e.get("geometry") is None]
-    if missing:
-        log.info("library %s: %d entries without landmarks (no geometric term): %s", lib.root, len(missing),
-                 ", ".join(missing[:5]))  # fmt: skip
+def library_sha256(root: str) -> str:
+    return index_store.file_sha256(os.path.join(root, "library.json"))
+
+
+def index_folder(root: str, model_sha: str, cache_dir: str | None = None) -> str:
+    """The index folder of the library at ``root`` for a model: content-addressed (``backend/index_store.py``)."""
+    key = f"{library_sha256(root)[:20]}-{model_sha[:20]}-v{INDEX_VERSION}"
+    return os.path.join(cache_dir or CACHE_DIR, "index", key)
+
+
+def label_vectors(classes: np.ndarray) -> np.ndarray:
+    """Square roots of the entries' declared expressions; an unlabelled entry gets the uniform distribution
+    (neither favoured nor buried, as the median fill does in the exact score)."""
+    c = np.asarray(classes, dtype=np.float32)
+    c = np.where(np.isnan(c).any(axis=1, keepdims=True), np.float32(1 / c.shape[1]), c)
+    return np.sqrt(c)
+
+
+def shortlist_vectors(dist: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
+    """Library rows for the inner-product shortlist: [sqrt(features), sqrt(declared expression)]."""
+    v = np.sqrt(np.asarray(dist, dtype=np.float32))
+    return v if classes is None else np.concatenate([v, label_vectors(classes)], axis=1)
+
+
+def shortlist_query(query: Features, weights: RetrievalWeights, with_classes: bool) -> np.ndarray:
+    """The query's row: its inner product with ``shortlist_vectors`` is BC(features) + (gamma / alpha) *
+    BC(classes), which grows as alpha * JS + gamma * JS_label shrinks (JS ~ the Hellinger distance,
+    sqrt(1 - BC))."""
+    v = np.sqrt(np.asarray(query.dist[0], dtype=np.float32))
+    if not with_classes:
+        return v
+    probs = query.classes[0] if query.classes is not None else np.full(len(LABELS), 1 / len(LABELS))
+    g = weights.gamma / weights.alpha if weights.alpha > 0 else (1e3 if weights.gamma > 0 else 0.0)
+    return np.concatenate([v, np.float32(min(g, 1e3)) * np.sqrt(np.asarray(probs, dtype=np.float32))])
+
+
+def build_index(
+    engine,
+    lib: Library,
+    cache_dir: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    cancel: Callable[[], None] | None = None,
+) -> LibraryIndex:
+    """The library's index from its disk copy, or built in batches of ``BUILD_BATCH`` entries and stored
+    (``progress(done, total, stage)`` after each batch; ``cancel()`` raises to stop, leaving nothing behind).
+    Holds feature distributions, z-scored geometry, declared expressions and neutral-relative geometry."""
+    folder = index_folder(lib.root, engine.retrieval_model.sha256, cache_dir)
+    index = load_index(folder, lib.root)
+    if index is not None:
+        return index
+    try:
+        os.makedirs(os.path.dirname(folder), exist_ok=True)
+        _write_index(engine, lib, folder, progress, cancel)
+    except OSError as exc:  # an unwritable cache costs a rebuild on the next start, not this answer
+        log.warning("cannot write the library index %s (%s); building it in a temporary folder", folder, exc)
+        with tempfile.TemporaryDirectory(prefix="deepexpr-index-") as tmp:
+            folder = _write_index(engine, lib, os.path.join(tmp, "index"), progress, cancel)
+            index = load_index(folder, lib.root, check_thumbs=False)
+            return _in_memory(index)
+    index = load_index(folder, lib.root, check_thumbs=False)
+    if index is None:
+        raise DeepExprError(protocol.INTERNAL_ERROR, f"the library index {folder} could not be read back")
+    return index
+
+
+def _in_memory(index: LibraryIndex) -> LibraryIndex:
+    """A copy that holds its arrays and entries in memory (its folder is about to go)."""
+    lib = Library(index.library.root, {"entries": list(index.library.entries)})
+    copy = {k: None if v is None else np.array(v) for k, v in
+            dict(dist=index.dist, geometry=index.geometry, classes=index.classes, relative=index.relative,
+                 how=index.how, sem=index.sem).items()}  # fmt: skip
+    sqrt = None if index.sqrt_dist is None else np.sqrt(copy["dist"])
+    return LibraryIndex(lib, copy["dist"], sqrt, copy["geometry"], index.key, copy["classes"], copy["relative"],
+                        copy["how"], copy["sem"], index.ann, thumbs=index.thumbs)  # fmt: skip
+
+
+def _write_index(engine, lib: Library, folder: str, progress, cancel) -> str:
+    model = engine.retrieval_model
+    size = int(model.card.input.get("size", 48))
+    n = len(lib.entries)
+    w = None  # the writer, made once the first batch tells the embedding's width
+    try:
+        decoded: dict = {}
+        for start in range(0, n, BUILD_BATCH):
+            if cancel:
+                cancel()
+            end = min(n, start + BUILD_BATCH)
+            crops, sems, hows = [], [], []
+            for i in range(start, end):
+                crop, sem, how = _entry_analysis(engine, lib, i, size, decoded)
+                crops.append(crop)
+                sems.append(np.nan if sem is None else sem)
+                hows.append(index_store.HOW.index(how))
+            dist = to_distribution(engine.embed_crops(crops, model))
+            if w is None:
+                w = index_store.Writer(folder, n, dist.shape[1], len(FEATURE_NAMES), len(SEMANTIC_NAMES))
+            w.arrays["dist"][start:end] = dist
+            for j, sem in enumerate(sems):
+                w.arrays["sem"][start + j] = sem
+            w.arrays["how"][start:end] = hows
+            w.add_entries(lib.entries[start:end])
+            if progress:
+                progress(end, n, "embedding")
+        if cancel:
+            cancel()
+        sem = w.arrays["sem"]
+        raw = entry_geometry(lib, sem)
+        missing = int(((w.arrays["how"] == index_store.HOW.index("none")) & np.isnan(raw).any(axis=1)).sum())
+        if missing:
+            log.info("library %s: %d entries without landmarks (no geometric term)", lib.root, missing)
+        arrays = {"geometry": library_geometry(raw).astype(np.float32)}
+        classes = library_classes(lib.entries)
+        relative = library_relative(raw, lib.entries)
+        if classes is not None:
+            arrays["classes"] = classes.astype(np.float32)
+        if relative is not None:
+            arrays["relative"] = relative.astype(np.float32)
+        extra = {}
+        if n >= ann.ANN_LIMIT and ann.available():
+            path = os.path.join(w.tmp, "ann.faiss.tmp")
+            dist, cls = w.arrays["dist"], arrays.get("classes")
+
+            def rows(a: int, b: int) -> np.ndarray:
+                return shortlist_vectors(dist[a:b], None if cls is None else cls[a:b])
+
+            ann.build(rows, n, path, lambda d, t: progress and progress(d, t, "vector index"), cancel)
+            extra["ann.faiss"] = path
+        thumbs = [e["thumbnail"] for e in lib.entries]
+        meta = {
+            "version": INDEX_VERSION,
+            "n": n,
+            "model": model.sha256,
+            "thumbs": index_store.thumbs_check(lib.root, thumbs),
+            "thumb_dirs": index_store.thumbnail_dirs(lib.root, thumbs),
+        }
+        return w.commit(meta, arrays, extra)
+    except BaseException:
+        if w is not None:
+            w.abort()
+        raise
+
+
+def _vector_index(folder: str, arrays: dict, progress=None, cancel=None):
+    """The stored vector index of a large library; rebuilt from the stored arrays (no re-embedding) when it is
+    missing, unreadable or of another width."""
+    path = os.path.join(folder, "ann.faiss")
+    width = arrays["dist"].shape[1] + (len(LABELS) if arrays.get("classes") is not None else 0)
+    if os.path.isfile(path):
+        try:
+            vectors = ann.load(path)
+            if vectors.d == width and vectors.ntotal == len(arrays["dist"]):
+                return vectors
+        except RuntimeError as exc:  # faiss reports a damaged file this way
+            log.warning("library index %s: vector index unreadable (%s)", folder, exc)
+    log.info("library index %s: building its vector index from the stored arrays", folder)
+    dist, cls = arrays["dist"], arrays.get("classes")
+
+    def rows(a: int, b: int) -> np.ndarray:
+        return shortlist_vectors(dist[a:b], None if cls is None else cls[a:b])
+
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        ann.build(rows, len(dist), tmp, progress, cancel)
+        os.replace(tmp, path)
+    except OSError as exc:  # read-only cache: keep it in memory only
+        log.warning("cannot store the vector index %s (%s)", path, exc)
+        return ann.load(tmp) if os.path.isfile(tmp) else None
+    return ann.load(path)
+
+
+def load_index(folder: str, root: str, check_thumbs: bool = True) -> LibraryIndex | None:
+    """The index stored in ``folder`` for the library at ``root``, memory-mapped; None when absent, damaged
+    (then removed) or built from other thumbnails."""
+    stored = index_store.read(folder, INDEX_VERSION)
+    if stored is None:
+        return None
+    small = stored.meta["n"] <= index_store.STAT_LIMIT
+    thumbs = tuple(e["thumbnail"] for e in stored.entries) if small else None
+    if check_thumbs and not index_store.thumbs_unchanged(root, stored.meta["thumbs"], thumbs or ()):
+        log.info("library %s: thumbnails changed since its index %s was built; rebuilding", root, folder)
+        index_store.remove(folder)
+        return None
+    a = stored.arrays
+    vectors = _vector_index(folder, a) if stored.meta["n"] >= ann.ANN_LIMIT and ann.available() else None
+    # Small libraries are read into memory (a few MB); large ones stay memory-mapped.
+    dist = np.array(a["dist"]) if small else a["dist"]
     return LibraryIndex(
-        library=lib,
+        library=Library(root, {"entries": list(stored.entries) if small else stored.entries}),
         dist=dist,
-        sqrt_dist=np.sqrt(dist),
-        geometry=library_geometry(raw),
-        key=key,
-        classes=library_classes(lib.entries),
-        relative=library_relative(raw, lib.entries),
-        landmarks_from=tuple(how),
+        sqrt_dist=None if vectors is not None else np.sqrt(dist),
+        geometry=a["geometry"],
+        key=os.path.basename(folder),
+        classes=a.get("classes"),
+        relative=a.get("relative"),
+        how=a["how"],
+        sem=a["sem"],
+        ann=vectors,
+        thumbs=thumbs,
+        library_dirs=tuple(stored.meta.get("thumb_dirs", ())),
+        folder=folder,
     )
 
 
@@ -190,17 +383,37 @@ def rank(
     top_k: int = 5,
     weights: RetrievalWeights | None = None,
     shortlist: int | None = None,
+    candidates: np.ndarray | None = None,
 ) -> list[dict]:
     """Top-k entries by the score (``backend.scoring``): the landmark-free parts (JS and the declared label)
-    make a shortlist, the full score re-sorts it."""
+    make a shortlist, the full score re-sorts it. Above ``EXACT_LIMIT`` entries, those parts are first
+    approximated by an inner product (``shortlist_query``: Bhattacharyya coefficients of the features and of
+    the classes), exactly or through the vector index, keeping ``SHORTLIST`` entries; ``candidates`` (entry
+    numbers) replaces that step."""
     weights = weights or RetrievalWeights()
     n = len(index.dist)
     top_k = max(1, min(top_k, n))
-    qdist = query.dist[0]
-    cand = np.arange(n)
-    if n > EXACT_LIMIT:
-        bc = index.sqrt_dist @ np.sqrt(qdist).astype(np.float32)  # Bhattacharyya coefficient
-        m = min(n, max(1000, 20 * top_k))
+    if index.ann is not None:
+        top_k = min(top_k, MAX_SHORTLIST // 20)
+    cand = np.arange(n) if candidates is None else np.asarray(candidates)
+    m = max(SHORTLIST, 20 * top_k)
+    if candidates is not None:
+        pass
+    elif index.ann is not None:  # large library: the vector index's shortlist, in file order for the mmap
+        q = shortlist_query(query, weights, index.classes is not None)
+        cand = np.sort(ann.search(index.ann, q, m))
+        finite = np.isfinite(np.asarray(index.dist[cand])).all(axis=1)
+        if not finite.all():  # a damaged memory-mapped file: answer from the rest, rebuild on the next load
+            log.warning("library index %s: %d damaged rows; it will be rebuilt", index.key, int((~finite).sum()))
+            index.damaged = True
+            cand = cand[finite]
+    elif n > EXACT_LIMIT:  # the same shortlist, exact
+        q = shortlist_query(query, weights, index.classes is not None)
+        d = index.sqrt_dist.shape[1]
+        bc = index.sqrt_dist @ q[:d]
+        if len(q) > d:
+            bc += label_vectors(index.classes) @ q[d:]
+        m = min(n, m)
         cand = np.argpartition(-bc, m - 1)[:m]
     first = distances(query, index.features(cand))
     pre = combine(first, weights, only=SHORTLIST_PARTS)[0]
@@ -298,36 +511,76 @@ def query_features(
     return Features(to_distribution(emb)[None], query_geometry(geo)[None], probs, relative), cls
 
 
+def stamp(root: str, thumbs: tuple[str, ...] | None, thumb_dirs: tuple[str, ...] = ()) -> tuple:
+    """The cheap fingerprint that keeps an index in memory: library.json's identity, size and time, and the
+    thumbnails' sizes and times (small libraries) or their folders' times (large ones)."""
+    st = os.stat(os.path.join(root, "library.json"))
+    parts: list = [st.st_ino, st.st_size, st.st_mtime_ns]
+    try:
+        for t in thumbs if thumbs is not None else thumb_dirs:
+            s = os.stat(os.path.join(root, t))
+            parts.append((s.st_size, s.st_mtime_ns))
+    except OSError:
+        parts.append("missing")
+    return tuple(parts)
+
+
 class Retriever:
     """Retrieval for one engine; owns the engine's library index cache."""
 
-    def __init__(self, engine, cache_dir: str | None = None):
+    def __init__(self, engine, cache_dir: str | None = None, max_bytes: int = MAX_CACHE_BYTES):
         self.engine = engine
         self.cache_dir = cache_dir
-        self.cache = IndexCache()
+        self.cache = IndexCache(max_bytes)
 
-    def index(self, lib: Library) -> LibraryIndex:
-        """The library's index: from memory when its files are unchanged, else built (``build_index``)."""
-        memo = (lib.fingerprint(), self.engine.retrieval_model.sha256)
-        index = self.cache.get(memo)
+    def index(
+        self,
+        library: str | Library | LibraryIndex,
+        progress: Callable[[int, int, str], None] | None = None,
+        cancel: Callable[[], None] | None = None,
+    ) -> LibraryIndex:
+        """The library's index: from memory while its files are unchanged (``stamp``), else from its disk copy
+        (content-addressed: ``index_folder``), else built (``build_index``). A library given as a path is
+        parsed only when its index must be built."""
+        if isinstance(library, LibraryIndex):
+            return library
+        root = library.root if isinstance(library, Library) else check_folder(library)
+        model_sha = self.engine.retrieval_model.sha256
+        index = self.cache.get(root)
+        if index is not None and not index.damaged and index.key.split("-")[1] == model_sha[:20]:
+            try:
+                if stamp(root, index.thumbs, index.library_dirs) == index.stamp:
+                    return index
+            except OSError:
+                pass
+        if index is not None and index.damaged:
+            index_store.remove(index.folder)
+        before = os.stat(os.path.join(root, "library.json"))  # taken before reading it
+        index = load_index(index_folder(root, model_sha, self.cache_dir), root)
         if index is None:
-            index = build_index(self.engine, lib, self.cache_dir)
-            self.cache.put(memo, index)
+            lib = library if isinstance(library, Library) else load_library(root)
+            index = build_index(self.engine, lib, self.cache_dir, progress, cancel)
+        index.stamp = stamp(root, index.thumbs, index.library_dirs)
+        if index.stamp[:3] != (before.st_ino, before.st_size, before.st_mtime_ns):
+            index.stamp = ()  # library.json changed while it was read: check again next time
+        self.cache.put(root, index)
         return index
 
     def retrieve(
         self,
         image,
-        library: str | Library,
+        library: str | Library | LibraryIndex,
         top_k: int = 5,
         weights: RetrievalWeights | None = None,
         box=None,
         neutral: dict | Neutral | None = None,
+        progress: Callable[[int, int, str], None] | None = None,
+        cancel: Callable[[], None] | None = None,
     ) -> dict:
         weights = weights or RetrievalWeights()
         ref = neutral if isinstance(neutral, Neutral) or neutral is None else neutral_reference(neutral)
-        lib = library if isinstance(library, Library) else load_library(library)
-        index = self.index(lib)
+        index = self.index(library, progress, cancel)
+        lib = index.library
         fa = self.engine.analyze(image, box)
         query, cls = query_features(self.engine, fa, ref, weights)
         return {

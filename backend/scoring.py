@@ -212,17 +212,20 @@ def library_relative(raw: np.ndarray, entries: Sequence[dict]) -> np.ndarray | N
     labelled neutral; a character is ``entry["character"]``, else its pose's target), over the library's own
     RMS change; NaN rows where unknown; None when no character has a neutral entry with geometry."""
     groups = [str(e.get("character") or (e.get("pose") or {}).get("target") or "") for e in entries]
+    is_neutral = np.array([e.get("label") == "neutral" for e in entries], dtype=bool)
     known = ~np.isnan(raw).any(axis=1)
     out = np.full_like(raw, np.nan, dtype=np.float64)
-    for g in set(groups):
-        idx = np.array([i for i, x in enumerate(groups) if x == g])
-        neutral = [i for i in idx if known[i] and entries[i].get("label") == "neutral"]
-        if neutral:
+    _, group = np.unique(np.asarray(groups, dtype=object), return_inverse=True)
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    for idx in np.split(order, bounds):  # one character at a time
+        neutral = idx[known[idx] & is_neutral[idx]]
+        if len(neutral):
             out[idx] = raw[idx] - raw[neutral].mean(axis=0)
     have = ~np.isnan(out).any(axis=1)
     if not have.any():
         return None
-    moved = have & np.array([e.get("label") != "neutral" for e in entries])
+    moved = have & ~is_neutral
     ref = out[moved] if moved.sum() >= 2 else out[have]
     spread = np.sqrt((ref**2).mean(axis=0))
     return out / np.maximum(spread, 1e-3)

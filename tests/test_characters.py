@@ -14,6 +14,7 @@ pytest.importorskip("bpy", reason="bpy (Blender as a Python module) is not insta
 
 from backend.errors import DeepExprError  # noqa: E402
 from backend.geometry import FEATURE_NAMES, geometric_features  # noqa: E402
+from backend.index_store import thumbs_check, thumbs_unchanged  # noqa: E402
 from backend.landmarks import SEMANTIC_NAMES  # noqa: E402
 from backend.library import load_library  # noqa: E402
 from deepexpr_blender.core import protocol  # noqa: E402
@@ -126,14 +127,16 @@ def test_library_round_trips(small_library):
         np.testing.assert_allclose(
             geometric_features(lib.semantic(i)), e["geometry"], atol=5e-3
         )  # points stored to 0.01 px
-    before = lib.content_hash()
-    assert before == load_library(small_library).content_hash()
+    thumbs = [e["thumbnail"] for e in lib.entries]
+    before = thumbs_check(small_library, thumbs)
+    assert before == thumbs_check(small_library, thumbs) and before["kind"] == "content"
     thumb = lib.thumbnail(0)
     data = open(thumb, "rb").read()
     try:
-        with open(thumb, "wb") as f:  # one changed thumbnail changes the hash (and the embedding cache key)
+        with open(thumb, "wb") as f:  # one changed thumbnail changes the check (and so rebuilds the index)
             f.write(data[:-1] + bytes([data[-1] ^ 1]))
-        assert load_library(small_library).content_hash() != before
+        assert thumbs_check(small_library, thumbs) != before
+        assert not thumbs_unchanged(small_library, before, thumbs)
     finally:
         with open(thumb, "wb") as f:
             f.write(data)

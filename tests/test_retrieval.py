@@ -93,10 +93,11 @@ def test_retrieve_ranks_the_library_and_caches_embeddings(engine, astronaut_path
     js_only = engine.retriever.retrieve(astronaut_path, library, top_k=14, weights=RetrievalWeights(beta=0, gamma=0))
     js_only = js_only["candidates"]
     assert [c["js"] for c in js_only] == sorted(c["js"] for c in js_only)
-    # Cached on disk by library content hash + model checksum: a second engine reads the cache file (made
+    # Stored on disk by library content hash + model checksum: a second engine reads the index folder (made
     # unusable for computing here by breaking its thumbnail decoding) and gives the same ranking.
-    files = os.listdir(tmp_path / "embeddings")
+    files = os.listdir(tmp_path / "index")
     assert len(files) == 1 and engine.retrieval_model.sha256[:20] in files[0]
+    assert {"meta.json", "dist.npy", "entries.jsonl"} <= set(os.listdir(tmp_path / "index" / files[0]))
     from backend.engine import Engine
 
     other = Engine(engine.cfg)

@@ -191,10 +191,10 @@ def landmark_error(engine, lib_root: str, exact: list, size: int) -> dict:
 
     from backend.landmarks import SEMANTIC_NAMES
     from backend.library import load_library
-    from backend.retrieval import library_embeddings
 
     lib = load_library(lib_root)
-    _, sem, how, _ = library_embeddings(engine, lib)
+    index = engine.retriever.index(lib)
+    sem, how = np.asarray(index.sem, dtype=np.float64), index.landmarks_from
     errs = []
     for i, ex in enumerate(exact):
         if ex is None or np.isnan(sem[i]).any():

@@ -17,7 +17,7 @@ from deepexpr_blender.core.vocabulary import DEFAULT_TOP_K, LABELS
 from ..errors import invalid_params
 from ..geometry import geometric_features
 from ..landmarks import semantic_from_68
-from ..library import builtin_library, load_library
+from ..library import builtin_library
 from ..live import LiveConfig, run_live
 from ..rpc import Handler, RequestContext
 from ..tracking import MODES, TrackerConfig
@@ -72,7 +72,9 @@ def live(params: dict, ctx: RequestContext) -> dict:
         preview=p.string(params, "preview", required=False),
         preview_fps=_number(params, "preview_fps", 10.0, 0.0, 60.0),
     )
-    lib = load_library(p.string(params, "library", required=False) or builtin_library())
+    lib = ctx.engine.retriever.index(
+        p.string(params, "library", required=False) or builtin_library(), **p.index_progress(ctx)
+    ).library
 
     def emit(done: int, total: int, item: dict) -> None:
         ctx.progress(done, total, "live", item=item, library=lib.root)

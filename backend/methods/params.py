@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import invalid_params
 from ..limits import MAX_COORD, MAX_WEIGHT
-from ..rpc import is_text
+from ..rpc import RequestContext, is_text
 from ..scoring import RetrievalWeights
 
 
@@ -93,3 +93,13 @@ def retrieval_weights(params: dict) -> RetrievalWeights:
     if w.calibration > 1:
         raise invalid_params("param 'calibration' must be in 0..1")
     return w
+
+
+def index_progress(ctx: RequestContext) -> dict:
+    """``progress`` and ``cancel`` for building a library's index within a request: one ``$/progress`` per
+    batch of entries (``stage``: embedding, vector index), and the request's cancellation."""
+
+    def progress(done: int, total: int, stage: str) -> None:
+        ctx.progress(done, total, f"indexing the library: {stage}", stage="index")
+
+    return {"progress": progress, "cancel": ctx.check_cancelled}

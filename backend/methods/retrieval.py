@@ -7,7 +7,7 @@ from deepexpr_blender.core.vocabulary import DEFAULT_TOP_K
 
 from ..capture import open_video
 from ..errors import DeepExprError, invalid_params
-from ..library import builtin_library, load_library
+from ..library import builtin_library
 from ..limits import MAX_BATCH, MAX_BATCH_TOP_K, MAX_FRAME_STEP, MAX_TOP_K
 from ..retrieval import neutral_reference
 from ..rpc import Handler, RequestContext
@@ -21,7 +21,13 @@ def retrieve(params: dict, ctx: RequestContext) -> dict:
     top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, MAX_TOP_K)
     neutral = neutral_reference(p.obj(params, "neutral"))
     res = ctx.engine.retriever.retrieve(
-        image, library, top_k=top_k, weights=weights, box=p.box(params), neutral=neutral
+        image,
+        library,
+        top_k=top_k,
+        weights=weights,
+        box=p.box(params),
+        neutral=neutral,
+        **p.index_progress(ctx),
     )
     sheet = p.string(params, "sheet", required=False)
     if sheet:
@@ -36,7 +42,10 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
     per sampled frame carrying that frame's result (``item``), so clients key as results come; frames
     without a face are reported, not fatal. The final answer (and a cancel's partial) holds counts and the
     frames without a face, not the per-frame results again (they already came with the progress)."""
-    lib = load_library(p.string(params, "library", required=False) or builtin_library())
+    lib_index = ctx.engine.retriever.index(
+        p.string(params, "library", required=False) or builtin_library(), **p.index_progress(ctx)
+    )
+    lib = lib_index.library
     top_k = p.integer(params, "top_k", DEFAULT_TOP_K, 1, MAX_BATCH_TOP_K)
     step = p.integer(params, "frame_step", 1, 1, MAX_FRAME_STEP)
     weights = p.retrieval_weights(params)
@@ -55,7 +64,7 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
         ctx.check_cancelled(partial=summary())
         item = {"index": index, "step": step}
         try:
-            res = ctx.engine.retriever.retrieve(image, lib, top_k=top_k, weights=weights, neutral=neutral)
+            res = ctx.engine.retriever.retrieve(image, lib_index, top_k=top_k, weights=weights, neutral=neutral)
             item.update(ok=True, label=res["label"], candidates=[[c["id"], c["score"]] for c in res["candidates"]])
         except DeepExprError as exc:
             item.update(ok=False, error=exc.name, message=exc.message)
@@ -74,7 +83,7 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
     from ..live import FrameAnalyzer, result_item
     from .live import neutral_param, tracker_config
 
-    analyzer = FrameAnalyzer(ctx.engine, lib, top_k, weights, tracker_config(params), neutral_param(params))
+    analyzer = FrameAnalyzer(ctx.engine, lib_index, top_k, weights, tracker_config(params), neutral_param(params))
     with open_video(video) as v:
         total = (v.frame_count + step - 1) // step if v.frame_count else 0
         if total > MAX_BATCH:  # before any work

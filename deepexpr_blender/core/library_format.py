@@ -64,6 +64,23 @@ def _check_pose(root: str, where: str, pose: Any) -> None:
         )
 
 
+def path_problem(root: str, rel: Any, real_root: str | None = None) -> str | None:
+    """What is wrong with a file path a library entry names (a thumbnail, an image pose), or None: it must be
+    relative and stay inside the library folder once resolved (``..`` and symbolic links included). Checked
+    before the file's existence, so an error never tells whether a file outside the library exists."""
+    if not isinstance(rel, str) or not rel:
+        return "must be a non-empty path relative to the library folder"
+    if "\x00" in rel:
+        return "holds a NUL character"
+    if os.path.isabs(rel) or os.path.splitdrive(rel)[0] or rel.startswith(("/", "\\")):
+        return f"{rel!r} is absolute: paths in a library are relative to its folder"
+    real_root = real_root or os.path.realpath(root)
+    real = os.path.realpath(os.path.join(real_root, rel))
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        return f"{rel!r} leads outside the library folder"
+    return None
+
+
 def validate(data: Any, root: str) -> dict:
     """Check a parsed library.json against the files under ``root``; returns it unchanged when valid."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -75,6 +92,7 @@ def validate(data: Any, root: str) -> dict:
         raise _fail(root, "library.json", "'entries' must be a non-empty list")
     n_feat = len(data.get("feature_names") or [])
     seen = set()
+    real_root = os.path.realpath(root)
     for i, e in enumerate(entries):
         where = f"entry {i}"
         if not isinstance(e, dict) or not isinstance(e.get("id"), str) or not e["id"]:
@@ -86,9 +104,16 @@ def validate(data: Any, root: str) -> dict:
         if e.get("label") is not None and e["label"] not in LABELS:
             raise _fail(root, where, f"label {e['label']!r} is not one of {', '.join(LABELS)}")
         thumb = e.get("thumbnail")
-        if not isinstance(thumb, str) or not os.path.isfile(os.path.join(root, thumb)):
+        bad = path_problem(root, thumb, real_root)
+        if bad:
+            raise _fail(root, where, f"thumbnail {bad}")
+        if not os.path.isfile(os.path.join(root, thumb)):
             raise _fail(root, where, f"thumbnail missing: {thumb!r}")
         _check_pose(root, where, e.get("pose"))
+        if "path" in e["pose"]:
+            bad = path_problem(root, e["pose"]["path"], real_root)
+            if bad:
+                raise _fail(root, where, f"pose path {bad}")
         geo = e.get("geometry")
         if geo is not None and (
             not isinstance(geo, list) or len(geo) != n_feat or not all(isinstance(v, (int, float)) for v in geo)
