@@ -18,7 +18,7 @@ from deepexpr_blender.rigs import builder, character, framing, importing  # noqa
 from deepexpr_blender.rigs.landmarks3d import SEMANTIC_NAMES  # noqa: E402
 
 from .conftest import shared_path  # noqa: E402
-from .rig_fixtures import make_toon_arkit_glb, make_toon_vrm  # noqa: E402
+from .rig_fixtures import make_toon_arkit_glb, make_toon_armature_glb, make_toon_vrm  # noqa: E402
 
 pytestmark = pytest.mark.blender
 SEVEN = {"anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"}
@@ -112,6 +112,68 @@ def test_projection_matches_blenders_camera(toon_vrm):
             for p, (u, v) in zip(pts, px):
                 c = world_to_camera_view(ts.scene, ts.cam, Vector(p))
                 assert (c.x * frame.size, (1 - c.y) * frame.size) == pytest.approx((u, v), abs=0.05)
+
+
+def test_evaluated_vertices_read_in_place_match_a_mesh_copy_and_rest_bones_undoes_a_pose(tmp_path):
+    """The builder reads the evaluated meshes in place (no ``to_mesh`` copy): the same world positions and
+    normals as a copy, through an armature and shape keys; ``rest_bones`` puts a posed armature back at rest
+    (and what it moved back where it was) and leaves one at rest as it is."""
+    face, objs = _import(make_toon_armature_glb(str(tmp_path / "arm.glb")))
+    arm = next(o for o in objs if o.type == "ARMATURE")
+    meshes = [o.name for o in objs if o.type == "MESH"]
+    with character.RestState(objs):
+        assert character.bones_at_rest(arm)
+        rest = character.evaluated_many(objs, meshes)
+        character.rest_bones(objs)  # already at rest: nothing to undo
+        assert all(np.array_equal(rest[n], v) for n, v in character.evaluated_many(objs, meshes).items())
+        pb = arm.pose.bones["head"]
+        pb.rotation_mode = "XYZ"
+        pb.rotation_euler = (0.3, 0.0, 0.4)
+        key = face.data.shape_keys.key_blocks[1]
+        key.value = 1.0
+        assert not character.bones_at_rest(arm)
+        dg = bpy.context.evaluated_depsgraph_get()
+        for n in meshes:
+            co, nor = character.evaluated(bpy.data.objects[n], normals=True)
+            ev = bpy.data.objects[n].evaluated_get(dg)
+            me = ev.to_mesh()
+            ref = np.array([ev.matrix_world @ v.co for v in me.vertices])
+            inv_t = ev.matrix_world.to_3x3().inverted().transposed()
+            ref_n = np.array([(inv_t @ v.normal).normalized() for v in me.vertices])
+            ev.to_mesh_clear()
+            assert co == pytest.approx(ref, abs=1e-5) and nor == pytest.approx(ref_n, abs=1e-4)
+        assert np.abs(character.evaluated(face)[0] - rest[face.name]).max() > 0.05  # the pose moved it
+        key.value = 0.0
+        character.rest_bones(objs)
+        assert character.bones_at_rest(arm)
+        back = character.evaluated_many(objs, meshes)
+        assert all(back[n] == pytest.approx(rest[n], abs=1e-5) for n in meshes)
+
+
+def test_five_aa_samples_are_as_close_to_a_32_sample_render_as_eight(tmp_path):
+    """The thumbnails' 5 Workbench AA samples (``ThumbnailConfig.aa_samples``) lose nothing against Blender's
+    default 8: both as far from a 32-sample render of the same poses (edges only)."""
+    from deepexpr_blender.toon import CHARACTERS, build_character
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    obj = build_character(CHARACTERS[0])
+    poses, _ = builder.rig_poses([obj])
+    poses = [p for p in poses if p.intensity in (None, 0.0, 1.0)][:3]
+    objs = character.character_objects(obj)
+    assert framing.ThumbnailConfig().aa_samples == "5"
+    imgs: dict[str, list] = {}
+    with character.RestState(objs):
+        region = framing.face_region(objs, [p.values for p in poses])
+        frame = framing.frame_face(region)
+        for aa in ("32", "8", "5"):
+            cfg = framing.ThumbnailConfig(aa_samples=aa)
+            with framing.ThumbnailScene(objs, frame, cfg) as ts:
+                assert ts.scene.display.render_aa == aa
+                for i, p in enumerate(poses):
+                    framing.show_pose(objs, p.values)
+                    imgs.setdefault(aa, []).append(cv2.imread(ts.render(str(tmp_path / f"{aa}_{i}.png"))).astype(float))
+    far = {aa: np.mean([np.abs(a - r).mean() for a, r in zip(imgs[aa], imgs["32"])]) for aa in ("8", "5")}
+    assert 0 < far["5"] <= 1.2 * far["8"] and far["5"] < 2.0, far
 
 
 def test_a_rig_facing_plus_y_is_seen_from_the_front(tmp_path):

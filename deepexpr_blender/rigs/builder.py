@@ -33,7 +33,14 @@ from ..core import library_format as fmt
 from ..core import vrm as vrm_core
 from ..core.vocabulary import LABELS
 from ..errors import RigError
-from .character import RestState, character_objects, character_root, evaluated, shape_key_meshes, visible_meshes
+from .character import (
+    RestState,
+    character_objects,
+    character_root,
+    evaluated_many,
+    shape_key_meshes,
+    visible_meshes,
+)
 from .framing import (
     FaceFrame,
     FaceRegion,
@@ -137,9 +144,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-").lower() or "pose"
 
 
-def _face_box(objs: list, region: FaceRegion, frame: FaceFrame) -> list[float]:
-    by_name = {o.name: o for o in objs}
-    pts = [evaluated(by_name[n])[0][m] for n, m in region.masks.items()]
+def _face_box(objs: list, region: FaceRegion, frame: FaceFrame, posed: dict | None = None) -> list[float]:
+    """[left, top, right, bottom] thumbnail pixels of the face region in the current pose (``posed``: the
+    meshes' evaluated vertices in that pose, ``evaluated_many``, when the caller has them)."""
+    if posed is None or any(n not in posed for n in region.masks):
+        posed = evaluated_many(objs, region.masks)
+    pts = [posed[n][m] for n, m in region.masks.items()]
     px, _ = frame.project(np.concatenate(pts))
     (x0, x1), (y0, y1) = np.percentile(px[:, 0], [2, 98]), np.percentile(px[:, 1], [2, 98])
     return [round(float(v), 1) for v in (x0, y0, x1, y1)]
@@ -346,11 +356,13 @@ def iter_build_rig_library(
                     + ": entries carry no landmarks (retrieval finds them on the thumbnails)"
                 )  # fmt: skip
             with ThumbnailScene(objs, frame, cfg.thumbnail) as scene:
+                need = list(region.masks) + [o for o, _ in lm.vertices.values() if lm.complete()]
                 for i, p in enumerate(poses):
                     show_pose(objs, p.pose)
                     eid = f"{i:03d}-{_slug(p.name)}"
                     rel = f"thumbs/{eid}.png"
                     scene.render(os.path.join(staging, rel))
+                    posed = evaluated_many(objs, need)  # one evaluation for the face box and the landmarks
                     entries.append(
                         {
                             "id": eid,
@@ -359,9 +371,11 @@ def iter_build_rig_library(
                             "pose": p.pose,
                             "geometry": None,
                             "landmarks": (
-                                np.round(project_landmarks(objs, lm, frame), 2).tolist() if lm.complete() else None
+                                np.round(project_landmarks(objs, lm, frame, posed), 2).tolist()
+                                if lm.complete()
+                                else None
                             ),
-                            "face_box": _face_box(objs, region, frame),
+                            "face_box": _face_box(objs, region, frame, posed),
                             "expression": p.expression,
                             "intensity": p.intensity,
                             "source": p.source,

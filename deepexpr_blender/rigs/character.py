@@ -76,16 +76,34 @@ def set_shape_keys(objs: list, values: dict[str, dict[str, float]]) -> None:
             kb.value = float(v)
 
 
+REST_CHANNELS = (
+    ("location", (0.0, 0.0, 0.0)),
+    ("rotation_quaternion", (1.0, 0.0, 0.0, 0.0)),
+    ("rotation_euler", (0.0, 0.0, 0.0)),
+    ("rotation_axis_angle", (0.0, 0.0, 1.0, 0.0)),
+    ("scale", (1.0, 1.0, 1.0)),
+)
+
+
+def bones_at_rest(arm) -> bool:
+    """Whether every pose bone of the armature ``arm`` is at identity (read in bulk, nothing written)."""
+    bones = arm.pose.bones
+    for attr, ident in REST_CHANNELS:
+        a = np.empty(len(bones) * len(ident), np.float32)
+        bones.foreach_get(attr, a)
+        if not (a.reshape(-1, len(ident)) == np.asarray(ident, np.float32)).all():
+            return False
+    return True
+
+
 def rest_bones(objs: list) -> None:
-    """Every pose bone of the character's armatures at identity (its rest pose)."""
+    """Every pose bone of the character's armatures at identity (its rest pose); an armature already there
+    is left alone (writing every bone would tag it for a new evaluation for nothing)."""
     for o in objs:
-        if o.type == "ARMATURE":
+        if o.type == "ARMATURE" and not bones_at_rest(o):
             for b in o.pose.bones:
-                b.location = (0, 0, 0)
-                b.rotation_quaternion = (1, 0, 0, 0)
-                b.rotation_euler = (0, 0, 0)
-                b.rotation_axis_angle = (0, 0, 1, 0)
-                b.scale = (1, 1, 1)
+                for attr, ident in REST_CHANNELS:
+                    setattr(b, attr, ident)
 
 
 def pose_meshes(pose: dict) -> dict[str, dict[str, float]]:
@@ -196,14 +214,16 @@ class RestState:
         self.saved.clear()
 
 
-def evaluated(obj, normals: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+def evaluated(obj, normals: bool = False, depsgraph=None) -> tuple[np.ndarray, np.ndarray | None]:
     """World-space vertex positions (and unit normals) of the evaluated object: shape keys, armature and
-    every modifier applied, as rendered."""
+    every modifier applied, as rendered. The evaluated mesh is read in place (no ``to_mesh`` copy) when the
+    evaluated object holds one; ``depsgraph`` saves the look-up when several objects are read in one state."""
     import bpy
 
-    dg = bpy.context.evaluated_depsgraph_get()
+    dg = depsgraph if depsgraph is not None else bpy.context.evaluated_depsgraph_get()
     ev = obj.evaluated_get(dg)
-    me = ev.to_mesh()
+    own = isinstance(ev.data, bpy.types.Mesh)
+    me = ev.data if own else ev.to_mesh()
     try:
         n = len(me.vertices)
         co = np.empty(n * 3, np.float32)
@@ -217,8 +237,19 @@ def evaluated(obj, normals: bool = False) -> tuple[np.ndarray, np.ndarray | None
             nor = nv.reshape(-1, 3).astype(np.float64) @ np.linalg.inv(m[:3, :3])
             nor /= np.maximum(np.linalg.norm(nor, axis=1, keepdims=True), 1e-12)
     finally:
-        ev.to_mesh_clear()
+        if not own:
+            ev.to_mesh_clear()
     return co, nor
+
+
+def evaluated_many(objs: list, names) -> dict[str, np.ndarray]:
+    """World-space vertex positions of the named objects of ``objs`` in the current state, one depsgraph
+    evaluation for all of them."""
+    import bpy
+
+    dg = bpy.context.evaluated_depsgraph_get()
+    by_name = {o.name: o for o in objs}
+    return {n: evaluated(by_name[n], depsgraph=dg)[0] for n in dict.fromkeys(names)}
 
 
 def bounds(objs: list) -> tuple[np.ndarray, np.ndarray]:

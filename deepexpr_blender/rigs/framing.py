@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .character import apply_library_pose, evaluated, rest_bones, set_shape_keys, visible_meshes
+from .character import apply_library_pose, evaluated, evaluated_many, rest_bones, set_shape_keys, visible_meshes
 
 
 @dataclass
@@ -36,6 +36,10 @@ class ThumbnailConfig:
     outline: bool = True  # Workbench object outline (as the toon training renders)
     level: bool = True  # drop the vertical part of the face normal when the face is upright
     cycles_samples: int = 16  # samples when engine is CYCLES
+    # Workbench anti-aliasing samples (OFF | FXAA | 5 | 8 | 11 | 16 | 32): each sample redraws the scene, the
+    # bulk of a thumbnail's cost on a software GL. 5 is as close to a 32-sample render as Blender's default 8
+    # (mean 0.7-1.1/255 per pixel for both, on the toon and the five shared rigs; docs/benchmarks.md).
+    aa_samples: str = "5"
     move_tolerance: float = 1e-4  # a vertex "moves" beyond this fraction of the character's size
 
 
@@ -124,9 +128,12 @@ def face_region(objs: list, poses: list[dict], tolerance: float = 1e-4, size: fl
     meshes = [o for o in visible_meshes(objs) if o.type == "MESH"]
     if not meshes:
         raise ValueError("the character has no visible mesh to render")
+    import bpy
+
     rest, normals = {}, {}
+    dg = bpy.context.evaluated_depsgraph_get()
     for o in meshes:
-        rest[o.name], normals[o.name] = evaluated(o, normals=True)
+        rest[o.name], normals[o.name] = evaluated(o, normals=True, depsgraph=dg)
     allp = np.concatenate(list(rest.values()))
     if not len(allp):
         raise ValueError("the character's meshes have no vertices")
@@ -139,8 +146,9 @@ def face_region(objs: list, poses: list[dict], tolerance: float = 1e-4, size: fl
         for pose in poses:
             show_pose(objs, pose)
             peak = 0.0
+            posed = evaluated_many(meshes, rest)
             for o in meshes:
-                co, _ = evaluated(o)
+                co = posed[o.name]
                 if co.shape == rest[o.name].shape:
                     d = np.linalg.norm(co - rest[o.name], axis=1)
                     motion[o.name] = np.maximum(motion[o.name], d)
@@ -241,6 +249,7 @@ class ThumbnailScene:
         r.image_settings.color_mode = "RGB"
         r.film_transparent = False
         if cfg.engine == "BLENDER_WORKBENCH":
+            scene.display.render_aa = cfg.aa_samples
             sh = scene.display.shading
             sh.light = "STUDIO"
             sh.color_type = color_mode(self.objs, cfg)

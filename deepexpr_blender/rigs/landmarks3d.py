@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .character import evaluated
+from .character import evaluated_many
 from .framing import FaceFrame, FaceRegion, show_pose, to_rest
 
 SEMANTIC_NAMES: tuple[str, ...] = (
@@ -121,12 +121,12 @@ def _role_motion(objs: list, region: FaceRegion, view: _View, keys) -> np.ndarra
         for mesh, key in keys:
             pose.setdefault(mesh, {})[key] = 1.0
     disp = np.zeros_like(view.rest)
-    by_name = {o.name: o for o in objs}
     try:
         show_pose(objs, pose)
+        posed = evaluated_many(objs, view.names)
         off = 0
         for n in view.names:
-            co, _ = evaluated(by_name[n])
+            co = posed[n]
             k = len(region.rest[n])
             if co.shape == region.rest[n].shape:
                 disp[off : off + k] = co - region.rest[n]
@@ -252,15 +252,14 @@ def find_landmarks(objs: list, region: FaceRegion, frame: FaceFrame, roles: dict
     return motion_landmarks(objs, region, frame, roles)
 
 
-def project_landmarks(objs: list, lm: LandmarkVertices, frame: FaceFrame) -> np.ndarray:
-    """(N_SEMANTIC, 2) thumbnail pixels of the landmark vertices in the character's current pose."""
-    by_name = {o.name: o for o in objs}
-    cache: dict[str, np.ndarray] = {}
-    pts = []
-    for name in SEMANTIC_NAMES:
-        obj_name, i = lm.vertices[name]
-        if obj_name not in cache:
-            cache[obj_name], _ = evaluated(by_name[obj_name])
-        pts.append(cache[obj_name][i])
+def project_landmarks(
+    objs: list, lm: LandmarkVertices, frame: FaceFrame, posed: dict[str, np.ndarray] | None = None
+) -> np.ndarray:
+    """(N_SEMANTIC, 2) thumbnail pixels of the landmark vertices in the character's current pose (``posed``:
+    the meshes' evaluated vertices in that pose when the caller has them, ``evaluated_many``)."""
+    need = [lm.vertices[name][0] for name in SEMANTIC_NAMES]
+    if posed is None or any(n not in posed for n in need):
+        posed = evaluated_many(objs, need)
+    pts = [posed[obj_name][i] for obj_name, i in (lm.vertices[name] for name in SEMANTIC_NAMES)]
     px, _ = frame.project(np.array(pts))
     return px
