@@ -35,8 +35,9 @@ def available() -> bool:
 
 
 def n_lists(n: int) -> int:
-    """Inverted lists: about 4 * sqrt(N), at least 64 vectors a list for training."""
-    return int(max(16, min(4 * np.sqrt(n), n // 64)))
+    """Inverted lists: about sqrt(N), at most 1024, each with at least 39 training vectors (faiss's minimum
+    for k-means), so ``NPROBE`` lists hold a few percent of the library."""
+    return int(np.clip(np.sqrt(n), 16, min(1024, min(n, TRAIN_SAMPLE) // 39)))
 
 
 def build(

@@ -1,6 +1,6 @@
 """Character pose libraries on the backend side: loading with validation (format in
-``deepexpr_blender/core/library_format.py``), the library's content hash for embedding caches, and where the
-built-in library is."""
+``deepexpr_blender/core/library_format.py``: paths confined to the library folder, strict JSON values,
+well-formed landmarks) and where the built-in library is. Indexes of libraries: ``backend/retrieval.py``."""
 
 from __future__ import annotations
 

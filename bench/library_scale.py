@@ -129,6 +129,10 @@ def assemble(root: str, cache: str, src_root: str) -> dict:
     eng = Engine(EngineConfig(device="cpu"))
     sha = eng.retrieval_model.sha256
     src = Retriever(eng, cache_dir=cache).index(src_root)
+    folder = index_folder(root, sha, cache)
+    if os.path.isfile(os.path.join(folder, "meta.json")):
+        Retriever(eng, cache_dir=cache).index(root)  # (re)builds a missing vector index from the stored arrays
+        return {"seconds": time.perf_counter() - t0, "from": len(src.dist), "reused": True}
     with open(os.path.join(root, "library.json"), encoding="utf-8") as f:
         entries = json.load(f)["entries"]
     n, m = len(entries), len(src.dist)
@@ -137,7 +141,6 @@ def assemble(root: str, cache: str, src_root: str) -> dict:
     k = np.arange(n)
     t = k // per_big
     idx = np.minimum(t * per_src + (k - t * per_big) % per_src, m - 1)
-    folder = index_folder(root, sha, cache)
     w = index_store.Writer(folder, n, src.dist.shape[1], src.geometry.shape[1], src.sem.shape[1])
     for a in range(0, n, 100_000):
         b = min(n, a + 100_000)

@@ -62,13 +62,53 @@ def world(tmp_path_factory, random_model, astronaut_path):
     deep = root / "keys-deep.json"
     deep.write_text('{"keyframes": ' + "[" * 50_000 + "]" * 50_000 + "}")
     key_files.append(str(deep))
-    srv = BackendProcess("--expression-model", random_model)
+    hostile = []  # libraries whose paths leave their folder
+    for k, (field, path) in enumerate(
+        [("thumbnail", "../../../../etc/passwd"), ("thumbnail", "/etc/passwd"), ("pose", "../../../etc/shadow")]
+    ):
+        lib = root / f"escape{k}"
+        shutil.copytree(BUILTIN_LIBRARY, lib)
+        data = json.loads((lib / "library.json").read_text())
+        if field == "thumbnail":
+            data["entries"][k]["thumbnail"] = path
+        else:
+            data["entries"][k]["pose"]["path"] = path
+        (lib / "library.json").write_text(json.dumps(data))
+        hostile.append(str(lib))
+    # A library whose stored index (in the server's cache) is damaged: truncated arrays, then garbage metadata.
+    cache = root / "cache"
+    damaged = []
+    for k, damage in enumerate(("truncate", "meta")):
+        lib = root / f"damaged{k}"
+        shutil.copytree(BUILTIN_LIBRARY, lib)
+        data = json.loads((lib / "library.json").read_text())
+        data["name"] = f"damaged {k}"  # its own content hash, so its own index folder
+        (lib / "library.json").write_text(json.dumps(data))
+        from backend.engine import Engine, EngineConfig
+        from backend.retrieval import Retriever
+
+        index = Retriever(Engine(EngineConfig(device="cpu", expression_model=random_model)), str(cache)).index(str(lib))
+        if damage == "truncate":
+            with open(os.path.join(index.folder, "dist.npy"), "r+b") as f:
+                f.truncate(500)
+        else:
+            with open(os.path.join(index.folder, "meta.json"), "w") as f:
+                f.write('{"version": "')
+        damaged.append(str(lib))
+    env = os.environ.get("DEEPEXPR_CACHE")
+    os.environ["DEEPEXPR_CACHE"] = str(cache)
+    try:
+        srv = BackendProcess("--expression-model", random_model)
+    finally:
+        os.environ.pop("DEEPEXPR_CACHE") if env is None else os.environ.__setitem__("DEEPEXPR_CACHE", env)
     srv.initialize()
     yield {
         "srv": srv,
         "tmp": str(root),
         "image": astronaut_path,
-        "libraries": [BUILTIN_LIBRARY, str(nan_lib), str(bad_json), str(root / "libdir"), str(root / "empty")],
+        "libraries": [BUILTIN_LIBRARY, str(nan_lib), str(bad_json), str(root / "libdir"), str(root / "empty")]
+        + hostile
+        + damaged,
         "keyframes": key_files,
     }
     assert srv.close() == 0
@@ -310,3 +350,27 @@ def test_fuzz_every_method_with_hostile_params(world):
             assert reply["error"]["data"]["name"] == P.ERROR_NAMES[code]
 
     one()
+
+
+def test_hostile_paths_and_damaged_indexes(world):
+    """Libraries whose paths leave their folder are LIBRARY_INVALID naming the entry; libraries whose stored
+    index is damaged are answered (the index rebuilt), with finite scores."""
+    srv = world["srv"]
+    for k, lib in enumerate(world["libraries"]):
+        if os.path.basename(lib).startswith(("escape", "damaged")):
+            body = json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": f"lib-{k}",
+                    "method": "retrieve",
+                    "params": {"image": world["image"], "library": lib},
+                }
+            ).encode()
+            (reply,) = [r for r in roundtrip(srv, body) if "method" not in r]
+            if os.path.basename(lib).startswith("escape"):
+                err = reply["error"]
+                assert err["data"]["name"] == "LIBRARY_INVALID", err
+                assert "outside" in err["message"] or "absolute" in err["message"], err
+                assert "entry" in err["message"] and "missing" not in err["message"]
+            else:
+                assert len(reply["result"]["candidates"]) == 5, reply
