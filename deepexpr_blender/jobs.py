@@ -72,6 +72,14 @@ class Job:
             p.progress, p.progress_known = done / max(total, 1), True
             p.status = text
 
+    def indexing(self, p: dict) -> bool:
+        """Show a ``$/progress`` of the backend indexing a new or changed library (``stage: "index"``, sent
+        before any result of retrieve, retrieve_batch and live); True when ``p`` was one."""
+        if p.get("stage") != "index":
+            return False
+        self.progress(p["done"], p["total"], f"Indexing the library: {p['done']} of {p['total']} poses")
+        return True
+
     def say(self, text: str) -> None:
         p = self.props()
         if p is not None and not self.done:

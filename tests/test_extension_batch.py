@@ -152,3 +152,35 @@ def test_from_the_sequencer_a_frame_rate_mismatch_is_refused(addon, small_librar
     with pytest.raises(mod("errors").WorkflowError, match="30 fps"):
         mod("batch.workflow").start_batch(scene, from_strip=True)
     assert not scene.deepexpr.busy
+
+
+def test_a_library_the_backend_has_never_indexed_is_indexed_first(addon, small_library, performance, tmp_path):
+    """The backend indexes a new library before the first frame ($/progress with stage "index"): the batch
+    shows it and then keys as usual (issue 12: index builds report progress)."""
+    import json
+    import shutil
+
+    fresh = tmp_path / "fresh"
+    shutil.copytree(small_library, fresh)
+    data = json.loads((fresh / "library.json").read_text())
+    data["name"] = f"never indexed {tmp_path.name}"  # a new content hash: a new index
+    (fresh / "library.json").write_text(json.dumps(data))
+    _pip(str(fresh))
+    scene = bpy.context.scene
+    scene.deepexpr.batch_input, scene.deepexpr.batch_step = performance, 4
+    seen = []
+    job_cls = mod("jobs").Job
+    original = job_cls.indexing
+
+    def spy(self, p):
+        handled = original(self, p)
+        seen.append(handled)
+        return handled
+
+    job_cls.indexing = spy
+    try:
+        job = _run(scene)
+    finally:
+        job_cls.indexing = original
+    assert job.error is None and not job.failed and job.keyed_starts, job.error
+    assert True in seen  # at least one indexing notification came, and was shown rather than keyed

@@ -199,6 +199,8 @@ def start_batch(scene, from_strip: bool = False) -> BatchJob:
     job = BatchJob(scene, entries, root, window)
 
     def progress(p: dict) -> None:
+        if job.indexing(p):
+            return
         if not job.entries or job.library != p["library"]:
             job.library = p["library"]
             job.entries = {e["id"]: e for e in poses.load_library(p["library"])["entries"]}

@@ -38,8 +38,8 @@ def find_poses(scene) -> FindJob:
     client = connection.require_backend()
     job = FindJob(scene, "Finding poses...")
 
-    def progress(p: dict) -> None:  # sent while a new library is indexed (backends that report it)
-        job.progress(p["done"], p["total"], f"Indexing the library: {p['done']} of {p['total']} poses")
+    def progress(p: dict) -> None:  # sent while a new library is indexed
+        job.indexing(p)
 
     def done(res: dict) -> None:
         p = job.props()

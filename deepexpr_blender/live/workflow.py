@@ -82,6 +82,9 @@ class LiveSession:
         if sc is None:
             return
         lp = sc.deepexpr_live
+        if p.get("stage") == "index":  # the backend indexes a new library before the first frame
+            lp.status = f"Indexing the library: {p['done']} of {p['total']} poses"
+            return
         if not self.entries:
             self.library = p.get("library") or self.library
             self.entries = {e["id"]: e for e in poses.load_library(self.library)["entries"]}
@@ -412,6 +415,8 @@ def start_sparse(scene) -> SparseJob:
         params["library"] = job.library
 
     def progress(p: dict) -> None:
+        if job.indexing(p):
+            return
         job.library = p["library"]
         item = p["item"]
         if item.get("ok"):
