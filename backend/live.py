@@ -227,6 +227,9 @@ def neutral_offset(neutral: Iterable[float] | None) -> np.ndarray | None:
     return mean - v
 
 
+STAGES = ("track", "align", "networks", "rank")
+
+
 class FrameAnalyzer:
     """Frames in order -> ``FrameResult`` per frame, with one tracker and both networks run per batch."""
 
@@ -246,6 +249,10 @@ class FrameAnalyzer:
         self.weights = weights or RetrievalWeights()
         self.tracker = FaceTracker(engine.detector, engine.predictor, tracking)
         self.offset = neutral_offset(neutral)
+        # CPU seconds of this thread per stage, summed over the frames analysed (benchmarks, docs/live.md):
+        # track (detection when due, optical flow, landmarks), align (crops and geometry), networks, rank
+        self.stage_seconds = dict.fromkeys(STAGES, 0.0)
+        self.frames_analyzed = 0
 
     def analyze(self, frames: list[np.ndarray], grays: list[np.ndarray | None] | None = None) -> list[FrameResult]:
         """Results for consecutive frames (RGB arrays, with their grayscale versions when the reader made them):
@@ -253,6 +260,9 @@ class FrameAnalyzer:
         when the networks share it)."""
         found: list[tuple[int, FaceAnalysis, Any]] = []
         results = [FrameResult(ok=False) for _ in frames]
+        clock, spent = time.thread_time, self.stage_seconds
+        self.frames_analyzed += len(frames)
+        t0 = clock()
         for i, rgb in enumerate(frames):
             dec = from_array(rgb)
             gray = grays[i] if grays is not None and dec.rgb is rgb else None
@@ -267,15 +277,20 @@ class FrameAnalyzer:
             truncated = bool((pts < 0).any() or (pts[:, 0] >= w).any() or (pts[:, 1] >= h).any())
             fa = FaceAnalysis(decoded=dec, face=tr.face, points68=pts, truncated=truncated, gray=gray)
             found.append((i, fa, tr))
+        t1 = clock()
+        spent["track"] += t1 - t0
         if not found:
             return results
         nets = self.engine.crop_networks()
         fas = [fa for _, fa, _ in found]
-        probs, emb = nets({size: np.stack([fa.aligned(size).crop for fa in fas]) for size in nets.sizes})
+        crops = {size: np.stack([fa.aligned(size).crop for fa in fas]) for size in nets.sizes}
+        geos = [self.engine.geometry(fa).astype(np.float64) for fa in fas]
+        t2 = clock()
+        probs, emb = nets(crops)
+        t3 = clock()
         classes = nets.expression.card.classes
         dist = to_distribution(emb)
-        for (i, fa, tr), d, p in zip(found, dist, probs):
-            geo = self.engine.geometry(fa).astype(np.float64)
+        for (i, fa, tr), d, p, geo in zip(found, dist, probs, geos):
             if self.offset is not None:
                 geo = geo + self.offset
             query = Features(d[None], query_geometry(geo)[None])
@@ -284,6 +299,9 @@ class FrameAnalyzer:
             r.label = classes[int(p.argmax())]
             r.probabilities = {c: round(float(v), 5) for c, v in zip(classes, p)}
             r.candidates = rank(self.index, query, top_k=self.top_k, weights=self.weights)
+        spent["align"] += t2 - t1
+        spent["networks"] += t3 - t2
+        spent["rank"] += clock() - t3
         return results
 
     def analyze_stream(self, frames: Iterable[tuple], batch: int = 8) -> Iterator[tuple[int, FrameResult]]:
