@@ -189,10 +189,8 @@ def live_run(mod, video: str, threads: int, seconds: float) -> tuple[float, floa
     import bpy
 
     connection, wf = mod("session.connection"), mod("live.workflow")
+    mod("prefs").get().threads = threads  # the add-on's preference: the client is remade when it changes
     client = connection.get_client()
-    if client.threads != threads:
-        client.stop()
-        client.threads = threads
     client.start()
     scene = bpy.context.scene
     if scene.deepexpr.target is None:
