@@ -83,10 +83,12 @@ class Video:
 
         k = 0
         while True:
-            ok, img = self._cap.read()
-            if not ok:
+            if not self._cap.grab():  # every frame is read from the stream, only the sampled ones decoded
                 return
             if k % step == 0:
+                ok, img = self._cap.retrieve()
+                if not ok or img is None:
+                    return
                 yield k, cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
             k += 1
 

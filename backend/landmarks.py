@@ -44,12 +44,17 @@ SEMANTIC_NAMES: tuple[str, ...] = tuple(SEMANTIC_POINTS)
 ANCHOR_NAMES: tuple[str, ...] = ("l_eye_outer", "l_eye_inner", "r_eye_inner", "r_eye_outer", "nose_bridge", "nose_tip")
 
 
+assert all(1 <= len(idx) <= 2 for idx in SEMANTIC_POINTS.values())
+_FIRST = np.array([idx[0] for idx in SEMANTIC_POINTS.values()])
+_SECOND = np.array([idx[-1] for idx in SEMANTIC_POINTS.values()])
+
+
 def semantic_from_68(points68: np.ndarray) -> np.ndarray:
     """(N_SEMANTIC, 2) array of named points, in SEMANTIC_NAMES order, from a (68, 2) array."""
     pts = np.asarray(points68, dtype=np.float64)
     if pts.shape != (68, 2):
         raise ValueError(f"expected 68x2 landmarks, got {pts.shape}")
-    return np.stack([pts[list(idx)].mean(axis=0) for idx in SEMANTIC_POINTS.values()])
+    return (pts[_FIRST] + pts[_SECOND]) / 2  # the mean of one or two points, as one gather (bit-identical)
 
 
 def semantic_from_dict(named: dict[str, tuple[float, float]]) -> np.ndarray:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -53,6 +54,7 @@ class Frame:
     time: float  # seconds into the source (video timestamp; wall time since start for a camera)
     grabbed: float  # wall clock (time.time()) when the frame was read: latency is measured from here
     rgb: np.ndarray
+    gray: np.ndarray | None = None  # made in the reader thread too, off the analysis thread
 
 
 class FrameSource:
@@ -135,7 +137,9 @@ class FrameSource:
                     delay = self._t0 + t - time.monotonic()
                     if delay > 0 and self._stop.wait(delay):
                         return
-                if not self._put(Frame(index, t, time.time(), cv2.cvtColor(img, cv2.COLOR_BGR2RGB))):
+                grabbed = time.time()
+                gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+                if not self._put(Frame(index, t, grabbed, cv2.cvtColor(img, cv2.COLOR_BGR2RGB), gray)):
                     return
                 while True:
                     ok, img = self._cap.read()
@@ -223,6 +227,9 @@ def neutral_offset(neutral: Iterable[float] | None) -> np.ndarray | None:
     return mean - v
 
 
+STAGES = ("track", "align", "networks", "rank")
+
+
 class FrameAnalyzer:
     """Frames in order -> ``FrameResult`` per frame, with one tracker and both networks run per batch."""
 
@@ -242,32 +249,48 @@ class FrameAnalyzer:
         self.weights = weights or RetrievalWeights()
         self.tracker = FaceTracker(engine.detector, engine.predictor, tracking)
         self.offset = neutral_offset(neutral)
+        # CPU seconds of this thread per stage, summed over the frames analysed (benchmarks, docs/live.md):
+        # track (detection when due, optical flow, landmarks), align (crops and geometry), networks, rank
+        self.stage_seconds = dict.fromkeys(STAGES, 0.0)
+        self.frames_analyzed = 0
 
-    def analyze(self, frames: list[np.ndarray]) -> list[FrameResult]:
-        """Results for consecutive frames (RGB arrays): tracked one by one, the networks run once on all."""
+    def analyze(self, frames: list[np.ndarray], grays: list[np.ndarray | None] | None = None) -> list[FrameResult]:
+        """Results for consecutive frames (RGB arrays, with their grayscale versions when the reader made them):
+        tracked one by one, then both networks once on all the faces (``Engine.crop_networks``: one trunk pass
+        when the networks share it)."""
         found: list[tuple[int, FaceAnalysis, Any]] = []
         results = [FrameResult(ok=False) for _ in frames]
+        clock, spent = time.thread_time, self.stage_seconds
+        self.frames_analyzed += len(frames)
+        t0 = clock()
         for i, rgb in enumerate(frames):
             dec = from_array(rgb)
-            tr = self.tracker.track(dec.rgb)
+            gray = grays[i] if grays is not None and dec.rgb is rgb else None
+            if gray is None:
+                gray = cv2.cvtColor(dec.rgb, cv2.COLOR_RGB2GRAY)
+            tr = self.tracker.track(dec.rgb, gray)
             results[i].faces_found = self.tracker.faces_found
             if tr is None:
                 continue
             h, w = dec.rgb.shape[:2]
             pts = tr.points68
             truncated = bool((pts < 0).any() or (pts[:, 0] >= w).any() or (pts[:, 1] >= h).any())
-            found.append((i, FaceAnalysis(decoded=dec, face=tr.face, points68=pts, truncated=truncated), tr))
+            fa = FaceAnalysis(decoded=dec, face=tr.face, points68=pts, truncated=truncated, gray=gray)
+            found.append((i, fa, tr))
+        t1 = clock()
+        spent["track"] += t1 - t0
         if not found:
             return results
-        eng = self.engine
-        ret_model, expr_model = eng.retrieval_model, eng.expression
+        nets = self.engine.crop_networks()
         fas = [fa for _, fa, _ in found]
-        emb = eng.embed_crops([fa.aligned(int(ret_model.card.input.get("size", 48))).crop for fa in fas], ret_model)
-        probs, _ = eng.classify_tensor(eng.input_tensor(fas, expr_model), expr_model)
-        classes = expr_model.card.classes
+        crops = {size: np.stack([fa.aligned(size).crop for fa in fas]) for size in nets.sizes}
+        geos = [self.engine.geometry(fa).astype(np.float64) for fa in fas]
+        t2 = clock()
+        probs, emb = nets(crops)
+        t3 = clock()
+        classes = nets.expression.card.classes
         dist = to_distribution(emb)
-        for (i, fa, tr), d, p in zip(found, dist, probs):
-            geo = eng.geometry(fa).astype(np.float64)
+        for (i, fa, tr), d, p, geo in zip(found, dist, probs, geos):
             if self.offset is not None:
                 geo = geo + self.offset
             query = Features(d[None], query_geometry(geo)[None])
@@ -276,20 +299,76 @@ class FrameAnalyzer:
             r.label = classes[int(p.argmax())]
             r.probabilities = {c: round(float(v), 5) for c, v in zip(classes, p)}
             r.candidates = rank(self.index, query, top_k=self.top_k, weights=self.weights)
+        spent["align"] += t2 - t1
+        spent["networks"] += t3 - t2
+        spent["rank"] += clock() - t3
         return results
 
-    def analyze_stream(
-        self, frames: Iterable[tuple[int, np.ndarray]], batch: int = 8
-    ) -> Iterator[tuple[int, FrameResult]]:
-        """(index, result) for each (index, frame), in order, ``batch`` frames per network pass."""
-        chunk: list[tuple[int, np.ndarray]] = []
+    def analyze_stream(self, frames: Iterable[tuple], batch: int = 8) -> Iterator[tuple[int, FrameResult]]:
+        """(index, result) for each (index, frame) or (index, frame, gray frame), in order, ``batch`` frames per
+        network pass."""
+        chunk: list[tuple] = []
         for item in frames:
             chunk.append(item)
             if len(chunk) >= batch:
-                yield from zip((k for k, _ in chunk), self.analyze([f for _, f in chunk]))
+                yield from self._chunk(chunk)
                 chunk = []
         if chunk:
-            yield from zip((k for k, _ in chunk), self.analyze([f for _, f in chunk]))
+            yield from self._chunk(chunk)
+
+    def _chunk(self, chunk: list[tuple]) -> Iterator[tuple[int, FrameResult]]:
+        grays = [item[2] if len(item) > 2 else None for item in chunk]
+        return zip((item[0] for item in chunk), self.analyze([item[1] for item in chunk], grays))
+
+
+class Prefetch:
+    """Decode ahead in a thread: ``(index, rgb)`` items from ``frames`` become ``(index, rgb, gray)``, up to
+    ``depth`` of them waiting, while the caller tracks and runs the networks (OpenCV's decoding and colour
+    conversion release the GIL, so the two overlap on a second core). A context manager: leaving it stops and
+    joins the thread, so the video can be closed right after."""
+
+    _END = object()
+
+    def __init__(self, frames: Iterable[tuple[int, np.ndarray]], depth: int = 16):
+        self._frames = frames
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="deepexpr-decode", daemon=True)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for k, rgb in self._frames:
+                if not self._put((k, rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))):
+                    return
+            self._put(self._END)
+        except Exception as exc:  # raised again in the consumer's thread
+            self._put(exc)
+
+    def __enter__(self) -> Prefetch:
+        self._thread.start()
+        return self
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def result_item(r: FrameResult, points: bool = True) -> dict:
@@ -414,7 +493,7 @@ def run_live(
                     stats["end"] = "end of video"
                     break
                 continue
-            (r,) = analyzer.analyze([frame.rgb])
+            (r,) = analyzer.analyze([frame.rgb], [frame.gray])
             stats["results"] += 1
             stats["no_face"] += not r.ok
             item = {"frame": frame.index, "time": round(frame.time, 4), "grabbed": frame.grabbed, **result_item(r)}

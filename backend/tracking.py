@@ -79,7 +79,10 @@ class FaceTracker:
         if self.cfg.mode not in MODES:
             raise ValueError(f"tracking mode must be one of {', '.join(MODES)}")
         self.predictor = predictor
-        self._hog = detector if hasattr(detector, "run") else dlib.get_frontal_face_detector()
+        # the engine's dlib detector when it has one (making one costs ~0.2 s, once per request otherwise)
+        self._hog = detector if hasattr(detector, "run") else getattr(detector, "hog", None)
+        if self._hog is None:
+            self._hog = dlib.get_frontal_face_detector()
         self.reset()
         self.detections = 0
         self.frames = 0

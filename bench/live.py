@@ -86,13 +86,61 @@ def bench_tracking(engine, lines: list[str]) -> None:
     lines.append("")
 
 
+# ---------------------------------------------------------------------------------------------- stages
+def bench_stages(engine, video: str, n_frames: int, lines: list[str]) -> None:
+    """Where a frame's time goes, in-process, one thread: CPU ms per frame of each stage (thread CPU time, so
+    the other agents' load moves it less than wall time), for the video path (networks in batches of 8, frames
+    decoded ahead in a thread) and the live path (one frame at a time)."""
+    from backend.capture import open_video
+    from backend.library import builtin_library, load_library
+    from backend.live import STAGES, FrameAnalyzer, Prefetch
+
+    lib = load_library(builtin_library())
+    engine.crop_networks()  # made once per engine, not timed
+    cols = {}
+    for name, batch in (("video (batch 8)", 8), ("live (batch 1)", 1)):
+        best = None
+        for _ in range(3):
+            an = FrameAnalyzer(engine, lib, 5)
+            t = time.perf_counter()
+            with open_video(video) as v, Prefetch(v.frames(1)) as frames:
+                for _ in an.analyze_stream(frames, batch=batch):
+                    pass
+            wall = time.perf_counter() - t
+            if best is None or wall < best[0]:
+                best = (wall, {k: 1000 * v / an.frames_analyzed for k, v in an.stage_seconds.items()})
+        cols[name] = best
+    t = time.thread_time()
+    with open_video(video) as v:
+        for _ in v.frames(1):
+            pass
+    decode = 1000 * (time.thread_time() - t) / n_frames
+    lines += [
+        f"Where the time goes (in-process, one thread, the {n_frames}-frame take, best of 3): CPU ms per frame of "
+        "each stage of `backend.live.FrameAnalyzer` (track: detection when due + optical flow + 68 landmarks; "
+        "align: crops and geometric features; networks: one pass of the shared trunk and both heads; rank: "
+        "retrieval against the built-in library), and frames/s of the whole loop (wall clock, decoding in a "
+        "thread beside it).",
+        "",
+        "| stage | " + " | ".join(cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
+    for st in STAGES:
+        lines.append(f"| {st} | " + " | ".join(f"{c[1][st]:.2f}" for c in cols.values()) + " |")
+    lines.append("| **sum** | " + " | ".join(f"**{sum(c[1].values()):.2f}**" for c in cols.values()) + " |")
+    lines.append(f"| decode + colour (reader thread) | {decode:.2f} | {decode:.2f} |")
+    lines.append("| frames / s (wall) | " + " | ".join(f"{n_frames / c[0]:.0f}" for c in cols.values()) + " |")
+    lines.append("")
+
+
 # ---------------------------------------------------------------------------------------------- batch
 def bench_batch(video: str, n_frames: int, lines: list[str]) -> None:
     from tests.backend_client import BackendProcess
 
     lines += [
         f"Batch retrieval (`retrieve_batch`, every frame of a {n_frames}-frame 640x480 video, built-in library, "
-        "top 5, through `deepexpr serve --stdio`): frames per second, wall clock of the request.",
+        "top 5, through `deepexpr serve --stdio`): frames per second, wall clock of the request, median of 3 "
+        "requests.",
         "",
         "| backend threads | tracking | idle | one core busy |",
         "|---:|---|---:|---:|",
@@ -104,10 +152,13 @@ def bench_batch(video: str, n_frames: int, lines: list[str]) -> None:
                 srv = BackendProcess("--device", "cpu", serve_args=("--threads", str(threads)))
                 srv.initialize()
                 srv.call("retrieve_batch", {"video": video, "frame_step": 50})  # warm: library index, caches
+                rates = []
                 with busy_core(loaded):
-                    t = time.perf_counter()
-                    srv.call("retrieve_batch", {"video": video, "frame_step": 1, "tracking": tracking})
-                    row.append(n_frames / (time.perf_counter() - t))
+                    for _ in range(3):
+                        t = time.perf_counter()
+                        srv.call("retrieve_batch", {"video": video, "frame_step": 1, "tracking": tracking})
+                        rates.append(n_frames / (time.perf_counter() - t))
+                row.append(statistics.median(rates))
                 srv.close()
             lines.append(f"| {threads} | {tracking} | {row[0]:.0f} | {row[1]:.0f} |")
     lines.append("")
@@ -138,10 +189,8 @@ def live_run(mod, video: str, threads: int, seconds: float) -> tuple[float, floa
     import bpy
 
     connection, wf = mod("session.connection"), mod("live.workflow")
+    mod("prefs").get().threads = threads  # the add-on's preference: the client is remade when it changes
     client = connection.get_client()
-    if client.threads != threads:
-        client.stop()
-        client.threads = threads
     client.start()
     scene = bpy.context.scene
     if scene.deepexpr.target is None:
@@ -205,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=None, help="append the markdown section to this file")
     ap.add_argument("--seconds", type=float, default=8.0, help="length of each live measurement")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["tracking", "batch", "live"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["tracking", "stages", "batch", "live"])
     args = ap.parse_args(argv)
     import torch
 
@@ -227,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if "tracking" not in args.skip:
         bench_tracking(engine, lines)
+    if "stages" not in args.skip:
+        bench_stages(engine, video, len(frames), lines)
     if "batch" not in args.skip:
         bench_batch(video, len(frames), lines)
     if "live" not in args.skip:

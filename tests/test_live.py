@@ -101,6 +101,47 @@ def test_two_faces_the_tracked_one_is_kept(real_engine, take):
     assert fresh.face.box[0] > 330  # without a track: the largest
 
 
+# ---------------------------------------------------------------------------------------------- speed paths
+def test_one_trunk_pass_gives_both_networks_outputs(real_engine, take):
+    """The video path's networks (one pass of the shared trunk, folded batch norm, oneDNN / channels-last)
+    give what the two plain networks give, for one crop (live) and for a batch."""
+    from backend.engine import CropNetworks, shares_trunk
+    from backend.imageio import from_array
+
+    eng = real_engine
+    assert shares_trunk(eng.expression, eng.retrieval_model)  # the shipped character net froze the human trunk
+    fas = [eng.analyze(from_array(f)) for f in take[2][::30]]
+    nets = eng.crop_networks()
+    assert nets.shared and nets.sizes == [48]
+    crops = np.stack([fa.aligned(48).crop for fa in fas])
+    ref_p, _ = eng.classify_tensor(eng.input_tensor(fas), eng.expression)
+    ref_e = eng.embed_crops(list(crops), eng.retrieval_model)
+    for sl in (slice(0, 1), slice(None)):
+        probs, emb = nets({48: crops[sl]})
+        assert np.abs(probs - ref_p[sl]).max() < 1e-4 and np.abs(emb - ref_e[sl]).max() < 1e-3 * np.abs(ref_e).max()
+    # two networks that do not share the trunk run one after the other, and still agree
+    other = CropNetworks(eng.expression, eng.expression, eng.device)
+    _, emb_h = other({48: crops})
+    _, ref_h = eng.classify_tensor(eng.input_tensor(fas), eng.expression)
+    assert np.abs(emb_h - ref_h).max() < 1e-3 * np.abs(ref_h).max()
+    assert not np.allclose(emb_h, ref_e, atol=1e-3)  # the heads differ: the retrieval head is not the human one
+
+
+def test_prefetch_decodes_ahead_in_order_and_stops_early(take):
+    from backend.capture import open_video
+    from backend.live import Prefetch
+
+    path, _, frames = take
+    with open_video(path) as v, Prefetch(v.frames(3), depth=4) as pf:
+        got = list(pf)
+    assert [k for k, _, _ in got] == list(range(0, len(frames), 3))
+    k, rgb, gray = got[5]
+    assert np.array_equal(gray, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    with open_video(path) as v, Prefetch(v.frames(1), depth=2) as pf:  # the consumer leaves after 3 frames
+        first = [item[0] for _, item in zip(range(3), pf)]
+    assert first == [0, 1, 2] and not pf._thread.is_alive()
+
+
 # ---------------------------------------------------------------------------------------------- frame source
 def test_a_slow_consumer_gets_the_newest_frame_and_stale_ones_are_dropped(take):
     from backend.live import FrameSource

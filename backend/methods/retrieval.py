@@ -80,7 +80,7 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
     video = p.string(params, "video")
     # Videos go frame by frame through the tracker (detection every few frames, optical flow between) and the
     # networks in batches: backend/live.py, shared with the live mirror.
-    from ..live import FrameAnalyzer, result_item
+    from ..live import FrameAnalyzer, Prefetch, result_item
     from .live import neutral_param, tracker_config
 
     analyzer = FrameAnalyzer(ctx.engine, lib_index, top_k, weights, tracker_config(params), neutral_param(params))
@@ -91,20 +91,22 @@ def retrieve_batch(params: dict, ctx: RequestContext) -> dict:
                 f"{video} has {v.frame_count} frames; every {step}th is {total}, over the {MAX_BATCH} frames of one "
                 f"request: use frame_step {-(-v.frame_count // MAX_BATCH)} or more"
             )
-        for k, r in analyzer.analyze_stream(v.frames(step)):  # decoded in memory: nothing is written to disk
-            ctx.check_cancelled(partial=summary())
-            if done[0] >= MAX_BATCH:  # the container did not say how many frames it has
-                raise DeepExprError(
-                    protocol.INVALID_PARAMS,
-                    f"{video} has more than {MAX_BATCH * step} frames, over the {MAX_BATCH} sampled frames of one "
-                    "request: raise frame_step",
-                    {"partial": summary()},
-                )
-            item = {"index": k // step, "step": step, **result_item(r, points=False)}
-            if not r.ok:
-                no_face.append(k // step)
-            done[0] += 1
-            ctx.progress(done[0], max(total, done[0]), f"{video}#{k}", item=item, library=lib.root)
+        # decoded in memory (nothing is written to disk), in a thread ahead of the tracking and the networks
+        with Prefetch(v.frames(step)) as frames:
+            for k, r in analyzer.analyze_stream(frames):
+                ctx.check_cancelled(partial=summary())
+                if done[0] >= MAX_BATCH:  # the container did not say how many frames it has
+                    raise DeepExprError(
+                        protocol.INVALID_PARAMS,
+                        f"{video} has more than {MAX_BATCH * step} frames, over the {MAX_BATCH} sampled frames of one "
+                        "request: raise frame_step",
+                        {"partial": summary()},
+                    )
+                item = {"index": k // step, "step": step, **result_item(r, points=False)}
+                if not r.ok:
+                    no_face.append(k // step)
+                done[0] += 1
+                ctx.progress(done[0], max(total, done[0]), f"{video}#{k}", item=item, library=lib.root)
     return summary()
 
 
