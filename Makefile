@@ -9,7 +9,7 @@ HASH := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
 STAMP_RUNTIME := $(VENV)/.installed-runtime-$(HASH)
 STAMP_DEV := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: setup setup-dev demo test bench lint clean extension library
+.PHONY: setup setup-dev demo test bench bench-scale lint clean extension library
 
 setup: $(STAMP_RUNTIME)
 
@@ -41,6 +41,13 @@ bench: setup-dev
 	$(BIN)/python -m bench.generation --out docs/benchmarks.md
 	$(BIN)/python -m bench.live --out docs/benchmarks.md
 	$(BIN)/python -m bench.rig_library --out docs/benchmarks.md
+
+# Large libraries (about 25 min on 2 cores): a real 60k-entry index build, then 100k and 1M indexes assembled
+# from its arrays (a real 1M build takes hours on this CPU; see bench/library_scale.py).
+bench-scale: setup-dev
+	$(BIN)/python -m bench.library_scale --entries 60000 --out docs/benchmarks.md
+	$(BIN)/python -m bench.library_scale --entries 100000 --assemble-from 60000 --out docs/benchmarks.md
+	$(BIN)/python -m bench.library_scale --entries 1000000 --assemble-from 60000 --out docs/benchmarks.md
 
 extension: setup-dev
 	$(BIN)/python tools/build_extension.py --out dist

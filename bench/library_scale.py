@@ -122,7 +122,7 @@ def assemble(root: str, cache: str, src_root: str) -> dict:
     ``meta.json`` says ``assembled_from``."""
     from backend import index_store
     from backend.engine import Engine, EngineConfig
-    from backend.retrieval import INDEX_VERSION, Retriever, index_folder
+    from backend.retrieval import INDEX_VERSION, Retriever, index_folder, load_index
     from backend.scoring import library_classes
 
     t0 = time.perf_counter()
@@ -130,7 +130,7 @@ def assemble(root: str, cache: str, src_root: str) -> dict:
     sha = eng.retrieval_model.sha256
     src = Retriever(eng, cache_dir=cache).index(src_root)
     folder = index_folder(root, sha, cache)
-    if os.path.isfile(os.path.join(folder, "meta.json")):
+    if load_index(folder, root) is not None:  # (a stale one is removed, and assembled again below)
         Retriever(eng, cache_dir=cache).index(root)  # (re)builds a missing vector index from the stored arrays
         return {"seconds": time.perf_counter() - t0, "from": len(src.dist), "reused": True}
     with open(os.path.join(root, "library.json"), encoding="utf-8") as f:
