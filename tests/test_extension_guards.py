@@ -258,4 +258,5 @@ def test_registering_twice_keeps_handlers_single(addon):
         addon_utils.disable(MODULE)
         addon_utils.enable(MODULE, default_set=True)
     names = [h.__name__ for h in bpy.app.handlers.load_pre + bpy.app.handlers.save_pre]
-    assert names.count("_on_load_pre") == 1 and names.count("_on_save_pre") == 1 and names.count("_on_load") == 1
+    for name in ("_on_load_pre", "_on_save_pre", "_on_load", "_end_live_on_load"):
+        assert names.count(name) == 1, (name, names)

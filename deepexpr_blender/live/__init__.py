@@ -12,7 +12,7 @@ _register_classes, _unregister_classes = bpy.utils.register_classes_factory(clas
 
 
 @bpy.app.handlers.persistent
-def _on_load(*_args) -> None:
+def _end_live_on_load(*_args) -> None:
     """Another .blend: live mode ends (the session's answers belong to the old file; keys there were kept)."""
     workflow.stop_all("Live ended (file loaded)")
     workflow.forget_takes()
@@ -21,13 +21,13 @@ def _on_load(*_args) -> None:
 def register() -> None:
     _register_classes()
     bpy.types.Scene.deepexpr_live = bpy.props.PointerProperty(type=props.DEEPEXPR_PG_live)
-    if _on_load not in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.append(_on_load)
+    if _end_live_on_load not in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.append(_end_live_on_load)
 
 
 def unregister() -> None:
-    if _on_load in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.remove(_on_load)
+    if _end_live_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_end_live_on_load)
     workflow.stop_all("the add-on was disabled")
     del bpy.types.Scene.deepexpr_live
     _unregister_classes()
