@@ -159,11 +159,12 @@ def test_a_library_the_backend_has_never_indexed_is_indexed_first(addon, small_l
     shows it and then keys as usual (issue 12: index builds report progress)."""
     import json
     import shutil
+    import uuid
 
     fresh = tmp_path / "fresh"
     shutil.copytree(small_library, fresh)
     data = json.loads((fresh / "library.json").read_text())
-    data["name"] = f"never indexed {tmp_path.name}"  # a new content hash: a new index
+    data["name"] = f"never indexed {uuid.uuid4()}"  # a new content hash: a new index (the cache outlives runs)
     (fresh / "library.json").write_text(json.dumps(data))
     _pip(str(fresh))
     scene = bpy.context.scene
