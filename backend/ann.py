@@ -21,7 +21,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 ANN_LIMIT = 50_000  # entries; below this, exact search over the whole library
-TRAIN_SAMPLE = 50_000  # vectors the coarse quantizer is trained on
+TRAIN_SAMPLE = 50_000  # vectors the coarse quantizer is trained on, at least (``train_size``)
 NPROBE = 32  # inverted lists searched per query
 ADD_BATCH = 65_536
 
@@ -35,9 +35,13 @@ def available() -> bool:
 
 
 def n_lists(n: int) -> int:
-    """Inverted lists: about sqrt(N), at most 1024, each with at least 39 training vectors (faiss's minimum
-    for k-means), so ``NPROBE`` lists hold a few percent of the library."""
-    return int(np.clip(np.sqrt(n), 16, min(1024, min(n, TRAIN_SAMPLE) // 39)))
+    """Inverted lists: about 4 * sqrt(N) (so ``NPROBE`` lists hold 1-3 % of the library), at most N / 39
+    (faiss's k-means wants 39 training vectors a list)."""
+    return int(np.clip(4 * np.sqrt(n), 16, max(16, n // 39)))
+
+
+def train_size(n: int) -> int:
+    return min(n, max(TRAIN_SAMPLE, 39 * n_lists(n)))
 
 
 def build(
@@ -51,8 +55,10 @@ def build(
     (``progress(done, total)`` after each, ``cancel()`` raising to stop) and write it to ``path``."""
     import faiss
 
-    step = max(1, n // TRAIN_SAMPLE)
-    sample = np.concatenate([rows(a, min(n, a + 1))[:1] for a in range(0, n, step)][:TRAIN_SAMPLE])
+    m = train_size(n)
+    picks = np.linspace(0, n - 1, m).astype(np.int64)  # spread over the library, read in blocks
+    sample = np.concatenate([rows(a, a + ADD_BATCH)[picks[(picks >= a) & (picks < a + ADD_BATCH)] - a]
+                             for a in range(0, n, ADD_BATCH)])  # fmt: skip
     d = sample.shape[1]
     quantizer = faiss.IndexFlatIP(d)
     index = faiss.IndexIVFScalarQuantizer(

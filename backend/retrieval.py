@@ -53,7 +53,6 @@ EXACT_LIMIT = 5000  # above this many entries, shortlist by Bhattacharyya (or th
 INDEX_VERSION = "5"  # bump when what is stored per library changes (v5: binary arrays, backend/index_store.py)
 SHORTLIST_PARTS = ("js", "label")  # the parts that rank the shortlist the geometry re-sorts
 SHORTLIST = 1000  # entries above EXACT_LIMIT scored exactly after the inner-product shortlist (20 * top_k if more)
-MAX_SHORTLIST = 20_000
 BUILD_BATCH = 256  # library entries embedded per forward pass while building an index
 MAX_CACHE_BYTES = 3 << 30  # indexes kept in memory, least recently used dropped first (memory-mapped bytes count)
 
@@ -393,12 +392,10 @@ def rank(
     weights = weights or RetrievalWeights()
     n = len(index.dist)
     top_k = max(1, min(top_k, n))
-    if index.ann is not None:
-        top_k = min(top_k, MAX_SHORTLIST // 20)
-    cand = np.arange(n) if candidates is None else np.asarray(candidates)
+    cand = np.arange(n)
     m = max(SHORTLIST, 20 * top_k)
-    if candidates is not None:
-        pass
+    if candidates is not None:  # given: no shortlist
+        cand = np.asarray(candidates)
     elif index.ann is not None:  # large library: the vector index's shortlist, in file order for the mmap
         q = shortlist_query(query, weights, index.classes is not None)
         cand = np.sort(ann.search(index.ann, q, m))
