@@ -89,7 +89,30 @@ def expression_displacement(src68: np.ndarray, expression: str, amount: float) -
     if expression not in deltas:
         raise invalid_params(f"unknown expression {expression!r}; one of {', '.join(sorted(deltas))}")
     t, m = _to_template(src68)
-    return _from_template(t + amount * deltas[expression], m)
+    return _from_template(close_lips(t + amount * deltas[expression]), m)
+
+
+# iBUG 68 inner lips, upper over lower (left to right), and the outer lip point over/under each inner one.
+_INNER_PAIRS = ((61, 67), (62, 66), (63, 65))
+_OUTER_UPPER = (50, 51, 52)
+_OUTER_LOWER = (58, 57, 56)
+LIP_GAP = 0.002  # half the least gap kept between pressed inner lips (template units): no zero-area triangles
+
+
+def close_lips(t: np.ndarray) -> np.ndarray:
+    """Landmarks (template space, y down) whose lips do not pass through each other. A mean displacement that
+    presses the lips (anger's and disgust's AU 23/24, the chin pushed up) added to a face whose mouth is closed
+    already moves the lower inner lip above the upper one: the warp then folds the lips over (a torn, doubled
+    mouth). Crossed inner lips meet at their middle (pressed shut); an outer lip point stays outside its inner
+    one."""
+    t = t.copy()
+    for (u, lo), ou, ol in zip(_INNER_PAIRS, _OUTER_UPPER, _OUTER_LOWER):
+        if t[lo, 1] < t[u, 1] + 2 * LIP_GAP:
+            mid = (t[u, 1] + t[lo, 1]) / 2
+            t[u, 1], t[lo, 1] = mid - LIP_GAP, mid + LIP_GAP
+        t[ou, 1] = min(t[ou, 1], t[u, 1])
+        t[ol, 1] = max(t[ol, 1], t[lo, 1])
+    return t
 
 
 def image_target(src68: np.ndarray, tgt68: np.ndarray) -> np.ndarray:

@@ -127,3 +127,17 @@ def test_remap_warp_matches_the_per_triangle_warp(face):
     a, b = PiecewiseAffineWarper(bgr, s).warp(t), RemapWarper(bgr, s).warp(t)
     assert np.abs(a.astype(int) - b).mean() < 0.05 and np.array_equal(RemapWarper(bgr, s).warp(s), bgr)
     assert np.abs(b.astype(int) - bgr).mean() > 1.0
+
+
+def test_named_targets_never_cross_the_lips(face):
+    """Anger's mean CK+ displacement at a strong peak lifts the lower inner lip past the upper one on a closed
+    mouth (the warp then folds the lips over: a torn, doubled mouth); the target must press them shut instead."""
+    _, src = face
+    closed = src.copy()
+    closed[65:68, 1] = closed[[63, 62, 61], 1]  # shut the sample face's lips: the case that crossed
+    from backend.sequence import _to_template
+
+    for e in EXPRESSIONS:
+        t, _ = _to_template(expression_target(closed, e))  # the face upright: y down the face
+        assert (t[[67, 66, 65], 1] > t[[61, 62, 63], 1]).all(), e
+        assert (t[[50, 51, 52], 1] <= t[[61, 62, 63], 1]).all() and (t[[58, 57, 56], 1] >= t[[67, 66, 65], 1]).all()
