@@ -36,6 +36,7 @@ class AppearanceModel:
     shapes: np.ndarray  # (E, 68, 2) mean target shape in 64 px crop coordinates
     deltas: np.ndarray  # (E, 68, 2) template-space landmark deltas (the basis for the mix)
     peak_scale: np.ndarray | None = None  # (E,) a strong peak's extent along each mean delta (1 = the mean)
+    max_weight: float = 1.5  # the most any expression's ratio image is applied (times its mean)
 
     def __post_init__(self):
         self._warpers = [RemapWarper(r.astype(np.float32), s) for r, s in zip(self.log_ratio, self.shapes)]
@@ -46,7 +47,7 @@ class AppearanceModel:
         from scipy.optimize import nnls
 
         w, _ = nnls(self._basis, (tgt_template - src_template).ravel())
-        return np.clip(w, 0.0, 1.5)
+        return np.clip(w, 0.0, self.max_weight)
 
     def ratio(self, crop_pts: np.ndarray, w: np.ndarray) -> np.ndarray:
         """(64, 64) log-ratio for a target with crop landmarks ``crop_pts`` and mix ``w``."""

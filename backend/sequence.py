@@ -71,15 +71,39 @@ def _from_template(t: np.ndarray, m: np.ndarray) -> np.ndarray:
     return (t - b) @ np.linalg.inv(a).T
 
 
+# Intensity 1 of the expressions whose mean displacement is small and easily read as another (anger as sadness,
+# fear as sadness or surprise) goes this much beyond the strong CK+ peak: a mild caricature, chosen on FER2013
+# val faces judged by the served classifier (docs/evaluation/transitions.md); 1.35 is the most allowed (beyond
+# it the faces stop looking like faces: brows into the lids, chin into the lip).
+NAMED_GAIN = {"anger": 1.35, "disgust": 1.2, "fear": 1.35, "sadness": 1.35}
+# ... and within those, the parts that tell them apart from their neighbours weigh more (FACS: anger is the
+# lowered, drawn brows, AU 4, more than the pressed lips and raised chin, which read as sadness or disgust;
+# fear is raised-and-drawn brows and wide lids, AU 1+2+4+5, and the face's lower contour; its horizontally
+# stretched lips, AU 20, read as a smile). Chosen on FER2013 val (docs/evaluation/transitions.md).
+NAMED_REGION_GAIN = {
+    "anger": {"brows": 1.5, "jaw": 0.5, "mouth": 0.5},
+    "fear": {"brows": 1.5, "eyes": 1.5, "jaw": 1.5, "mouth": 0.5},
+}
+REGIONS = {"jaw": slice(0, 17), "brows": slice(17, 27), "nose": slice(27, 36), "eyes": slice(36, 48)}
+REGIONS["mouth"] = slice(48, 68)
+
+
 def expression_target(src68: np.ndarray, expression: str, intensity: float = 1.0) -> np.ndarray:
     """The source face's landmarks wearing a named expression (mean CK+ displacement added in template space).
-    Intensity 1 is a strong CK+ peak along the mean displacement (``appearance.peak_scale``), 0 the source."""
+    Intensity 1 is a strong CK+ peak along the mean displacement (``appearance.peak_scale``), for the subtle
+    expressions pushed a little further (``NAMED_GAIN``), 0 the source."""
     from .appearance import peak_scale
 
     if not np.isfinite(intensity) or not 0.0 <= intensity <= 1.0:
         raise invalid_params(f"intensity must be within 0..1, got {intensity}")
-    scale = peak_scale(expression) if expression in expression_deltas() else 1.0
-    return expression_displacement(src68, expression, intensity * scale)
+    deltas = expression_deltas()
+    if expression not in deltas:
+        raise invalid_params(f"unknown expression {expression!r}; one of {', '.join(sorted(deltas))}")
+    delta = deltas[expression] * (peak_scale(expression) * NAMED_GAIN.get(expression, 1.0))
+    for region, gain in NAMED_REGION_GAIN.get(expression, {}).items():
+        delta[REGIONS[region]] *= gain
+    t, m = _to_template(src68)
+    return _from_template(keep_features_apart(close_lips(t + intensity * delta), t), m)
 
 
 def expression_displacement(src68: np.ndarray, expression: str, amount: float) -> np.ndarray:
@@ -89,7 +113,55 @@ def expression_displacement(src68: np.ndarray, expression: str, amount: float) -
     if expression not in deltas:
         raise invalid_params(f"unknown expression {expression!r}; one of {', '.join(sorted(deltas))}")
     t, m = _to_template(src68)
-    return _from_template(t + amount * deltas[expression], m)
+    return _from_template(close_lips(t + amount * deltas[expression]), m)
+
+
+# iBUG 68 inner lips, upper over lower (left to right), and the outer lip point over/under each inner one.
+_INNER_PAIRS = ((61, 67), (62, 66), (63, 65))
+_OUTER_UPPER = (50, 51, 52)
+_OUTER_LOWER = (58, 57, 56)
+LIP_GAP = 0.002  # half the least gap kept between pressed inner lips (template units): no zero-area triangles
+
+
+FEATURE_KEEP = 0.2  # a lowered brow, a raised chin keeps at least this share of its source distance to lid, lip
+
+
+def keep_features_apart(t: np.ndarray, src: np.ndarray, keep: float = FEATURE_KEEP) -> np.ndarray:
+    """Target landmarks (template space, y down) whose brows stay above the upper lids and whose chin stays
+    below the lower lip: a strongly lowered brow (anger's AU 4) or a chin pushed up (the raised chin of the mean
+    anger, disgust and fear displacements) on a face where they sit close already would pass into the lid or
+    the lip and fold the warp (a torn brow, a chin doubled over the lip). Each brow and jaw point keeps ``keep``
+    of the source's vertical distance to the feature next to it."""
+    t = t.copy()
+    pairs = (
+        (range(17, 22), [36, 37, 38, 39], -1),  # brow above the upper lid
+        (range(22, 27), [42, 43, 44, 45], -1),
+        (range(4, 13), [48, 59, 58, 57, 56, 55, 54], 1),  # jaw below the lower lip
+    )
+    for points, curve, side in pairs:
+        for i in points:
+            s_ref = np.interp(src[i, 0], src[curve, 0], src[curve, 1])
+            t_ref = np.interp(t[i, 0], t[curve, 0], t[curve, 1])
+            least = keep * max(side * (src[i, 1] - s_ref), 0.0)
+            if side * (t[i, 1] - t_ref) < least:
+                t[i, 1] = t_ref + side * least
+    return t
+
+
+def close_lips(t: np.ndarray) -> np.ndarray:
+    """Landmarks (template space, y down) whose lips do not pass through each other. A mean displacement that
+    presses the lips (anger's and disgust's AU 23/24, the chin pushed up) added to a face whose mouth is closed
+    already moves the lower inner lip above the upper one: the warp then folds the lips over (a torn, doubled
+    mouth). Crossed inner lips meet at their middle (pressed shut); an outer lip point stays outside its inner
+    one."""
+    t = t.copy()
+    for (u, lo), ou, ol in zip(_INNER_PAIRS, _OUTER_UPPER, _OUTER_LOWER):
+        if t[lo, 1] < t[u, 1] + 2 * LIP_GAP:
+            mid = (t[u, 1] + t[lo, 1]) / 2
+            t[u, 1], t[lo, 1] = mid - LIP_GAP, mid + LIP_GAP
+        t[ou, 1] = min(t[ou, 1], t[u, 1])
+        t[ol, 1] = max(t[ol, 1], t[lo, 1])
+    return t
 
 
 def image_target(src68: np.ndarray, tgt68: np.ndarray) -> np.ndarray:

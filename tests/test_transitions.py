@@ -93,7 +93,9 @@ def test_expression_mix_recognises_each_named_expression(face):
     for e in EXPRESSIONS:
         w = app.weights(r.src_t, r._template(expression_target(src, e)))
         assert app.expressions[int(np.argmax(w))] == e
-        assert abs(w.max() - peak_scale(e)) < 0.35 * peak_scale(e)
+        # intensity 1 is at least a CK+ peak's shading (the named gains push the landmarks further; the
+        # region gains of anger and fear make their targets project less onto the mean displacement)
+        assert 0.6 * min(peak_scale(e), app.max_weight) < w.max() <= app.max_weight
     np.testing.assert_allclose(expression_target(src, "joy", 0.0), src, atol=1e-6)
 
 
@@ -127,3 +129,34 @@ def test_remap_warp_matches_the_per_triangle_warp(face):
     a, b = PiecewiseAffineWarper(bgr, s).warp(t), RemapWarper(bgr, s).warp(t)
     assert np.abs(a.astype(int) - b).mean() < 0.05 and np.array_equal(RemapWarper(bgr, s).warp(s), bgr)
     assert np.abs(b.astype(int) - bgr).mean() > 1.0
+
+
+def test_named_targets_never_cross_the_lips(face):
+    """Anger's mean CK+ displacement at a strong peak lifts the lower inner lip past the upper one on a closed
+    mouth (the warp then folds the lips over: a torn, doubled mouth); the target must press them shut instead."""
+    _, src = face
+    closed = src.copy()
+    closed[65:68, 1] = closed[[63, 62, 61], 1]  # shut the sample face's lips: the case that crossed
+    from backend.sequence import _to_template
+
+    for e in EXPRESSIONS:
+        t, _ = _to_template(expression_target(closed, e))  # the face upright: y down the face
+        assert (t[[67, 66, 65], 1] > t[[61, 62, 63], 1]).all(), e
+        assert (t[[50, 51, 52], 1] <= t[[61, 62, 63], 1]).all() and (t[[58, 57, 56], 1] >= t[[67, 66, 65], 1]).all()
+
+
+def test_named_targets_keep_brows_above_the_lids_and_the_chin_below_the_lip(face):
+    """A face whose brows sit low and whose chin is short: anger's lowered brows and the raised chin of the
+    anger, disgust and fear displacements would pass into the lids and the lip (a folded, torn warp)."""
+    from backend.sequence import FEATURE_KEEP, _from_template, _to_template
+
+    _, src = face
+    t0, m = _to_template(src)
+    t0[17:27, 1] += 0.6 * (t0[[37, 37, 38, 38, 39, 42, 43, 43, 44, 44], 1] - t0[17:27, 1])  # brows low
+    t0[4:13, 1] -= 0.6 * (t0[4:13, 1] - t0[57, 1])  # chin close under the lip
+    low = _from_template(t0, m)
+    for e in EXPRESSIONS:
+        t, _ = _to_template(expression_target(low, e))
+        for i, lid in ((19, [37, 38]), (24, [43, 44])):
+            assert np.mean(t[lid, 1]) - t[i, 1] >= 0.8 * FEATURE_KEEP * (np.mean(t0[lid, 1]) - t0[i, 1]), e
+        assert t[8, 1] - t[57, 1] >= 0.8 * FEATURE_KEEP * (t0[8, 1] - t0[57, 1]), e
