@@ -57,7 +57,7 @@ def file_sha256(path: str, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def thumbnail_dirs(root: str, thumbnails: Sequence[str]) -> list[str]:
+def thumbnail_dirs(thumbnails: Sequence[str]) -> list[str]:
     """The folders (relative to the library) that hold the thumbnails, sorted."""
     return sorted({os.path.dirname(t) for t in thumbnails})
 
@@ -69,7 +69,7 @@ def thumbs_check(root: str, thumbnails: Sequence[str]) -> dict:
         for t in thumbnails:
             h.update(bytes.fromhex(file_sha256(os.path.join(root, t))))
         return {"kind": "content", "sha256": h.hexdigest()}
-    dirs = thumbnail_dirs(root, thumbnails)
+    dirs = thumbnail_dirs(thumbnails)
     return {"kind": "folders", "folders": {d: os.stat(os.path.join(root, d)).st_mtime_ns for d in dirs}}
 
 

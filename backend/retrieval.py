@@ -14,6 +14,7 @@ thumbnails are cached in memory (keyed by a cheap file fingerprint and the model
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -80,6 +81,11 @@ class LibraryIndex:
         """Per entry: stored | detected | face_box | head | none."""
         return () if self.how is None else tuple(index_store.HOW[int(h)] for h in self.how)
 
+    @functools.cached_property
+    def label_rows(self) -> np.ndarray:
+        """``label_vectors`` of the declared expressions, made once (the exact shortlist's label part)."""
+        return label_vectors(self.classes)
+
     @property
     def nbytes(self) -> int:
         arrays = (self.dist, self.sqrt_dist, self.geometry, self.classes, self.relative, self.how, self.sem)
@@ -114,6 +120,11 @@ class IndexCache:
         self._indexes[root] = index
         while len(self._indexes) > 1 and self.nbytes > self.max_bytes:
             self._indexes.popitem(last=False)
+
+    @functools.cached_property
+    def label_rows(self) -> np.ndarray:
+        """``label_vectors`` of the declared expressions, made once (the exact shortlist's label part)."""
+        return label_vectors(self.classes)
 
     @property
     def nbytes(self) -> int:
@@ -293,12 +304,7 @@ def _write_index(engine, lib: Library, folder: str, progress, cancel) -> str:
         extra = {}
         if n >= ann.ANN_LIMIT and ann.available():
             path = os.path.join(w.tmp, "ann.faiss.tmp")
-            dist, cls = w.arrays["dist"], arrays.get("classes")
-
-            def rows(a: int, b: int) -> np.ndarray:
-                return shortlist_vectors(dist[a:b], None if cls is None else cls[a:b])
-
-            ann.build(rows, n, path, lambda d, t: progress and progress(d, t, "vector index"), cancel)
+            _build_vector_index(w.arrays["dist"], arrays.get("classes"), path, progress, cancel)
             extra["ann.faiss"] = path
         thumbs = [e["thumbnail"] for e in lib.entries]
         meta = {
@@ -306,7 +312,7 @@ def _write_index(engine, lib: Library, folder: str, progress, cancel) -> str:
             "n": n,
             "model": model.sha256,
             "thumbs": index_store.thumbs_check(lib.root, thumbs),
-            "thumb_dirs": index_store.thumbnail_dirs(lib.root, thumbs),
+            "thumb_dirs": index_store.thumbnail_dirs(thumbs),
         }
         return w.commit(meta, arrays, extra)
     except BaseException:
@@ -315,7 +321,16 @@ def _write_index(engine, lib: Library, folder: str, progress, cancel) -> str:
         raise
 
 
-def _vector_index(folder: str, arrays: dict, progress=None, cancel=None):
+def _build_vector_index(dist: np.ndarray, classes: np.ndarray | None, path: str, progress=None, cancel=None) -> None:
+    """The faiss index over ``shortlist_vectors`` of the library's rows, written to ``path``."""
+
+    def rows(a: int, b: int) -> np.ndarray:
+        return shortlist_vectors(dist[a:b], None if classes is None else classes[a:b])
+
+    ann.build(rows, len(dist), path, lambda d, t: progress and progress(d, t, "vector index"), cancel)
+
+
+def _vector_index(folder: str, arrays: dict):
     """The stored vector index of a large library; rebuilt from the stored arrays (no re-embedding) when it is
     missing, unreadable or of another width."""
     path = os.path.join(folder, "ann.faiss")
@@ -328,14 +343,9 @@ def _vector_index(folder: str, arrays: dict, progress=None, cancel=None):
         except RuntimeError as exc:  # faiss reports a damaged file this way
             log.warning("library index %s: vector index unreadable (%s)", folder, exc)
     log.info("library index %s: building its vector index from the stored arrays", folder)
-    dist, cls = arrays["dist"], arrays.get("classes")
-
-    def rows(a: int, b: int) -> np.ndarray:
-        return shortlist_vectors(dist[a:b], None if cls is None else cls[a:b])
-
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        ann.build(rows, len(dist), tmp, progress, cancel)
+        _build_vector_index(arrays["dist"], arrays.get("classes"), tmp)
         os.replace(tmp, path)
     except OSError as exc:  # read-only cache: keep it in memory only
         log.warning("cannot store the vector index %s (%s)", path, exc)
@@ -350,7 +360,8 @@ def load_index(folder: str, root: str, check_thumbs: bool = True) -> LibraryInde
     if stored is None:
         return None
     small = stored.meta["n"] <= index_store.STAT_LIMIT
-    thumbs = tuple(e["thumbnail"] for e in stored.entries) if small else None
+    entries = list(stored.entries) if small else stored.entries  # small libraries: read once, kept in memory
+    thumbs = tuple(e["thumbnail"] for e in entries) if small else None
     if check_thumbs and not index_store.thumbs_unchanged(root, stored.meta["thumbs"], thumbs or ()):
         log.info("library %s: thumbnails changed since its index %s was built; rebuilding", root, folder)
         index_store.remove(folder)
@@ -360,7 +371,7 @@ def load_index(folder: str, root: str, check_thumbs: bool = True) -> LibraryInde
     # Small libraries are read into memory (a few MB); large ones stay memory-mapped.
     dist = np.array(a["dist"]) if small else a["dist"]
     return LibraryIndex(
-        library=Library(root, {"entries": list(stored.entries) if small else stored.entries}),
+        library=Library(root, {"entries": entries}),
         dist=dist,
         sqrt_dist=None if vectors is not None else np.sqrt(dist),
         geometry=a["geometry"],
@@ -392,11 +403,9 @@ def rank(
     weights = weights or RetrievalWeights()
     n = len(index.dist)
     top_k = max(1, min(top_k, n))
-    cand = np.arange(n)
+    cand = np.arange(n) if candidates is None else np.asarray(candidates)  # given candidates: no shortlist
     m = max(SHORTLIST, 20 * top_k)
-    if candidates is not None:  # given: no shortlist
-        cand = np.asarray(candidates)
-    elif index.ann is not None:  # large library: the vector index's shortlist, in file order for the mmap
+    if candidates is None and index.ann is not None:  # large: the vector index (file order)
         q = shortlist_query(query, weights, index.classes is not None)
         cand = np.sort(ann.search(index.ann, q, m))
         finite = np.isfinite(np.asarray(index.dist[cand])).all(axis=1)
@@ -404,12 +413,12 @@ def rank(
             log.warning("library index %s: %d damaged rows; it will be rebuilt", index.key, int((~finite).sum()))
             index.damaged = True
             cand = cand[finite]
-    elif n > EXACT_LIMIT:  # the same shortlist, exact
+    elif candidates is None and n > EXACT_LIMIT:  # the same shortlist, exact
         q = shortlist_query(query, weights, index.classes is not None)
         d = index.sqrt_dist.shape[1]
         bc = index.sqrt_dist @ q[:d]
         if len(q) > d:
-            bc += label_vectors(index.classes) @ q[d:]
+            bc += index.label_rows @ q[d:]
         m = min(n, m)
         cand = np.argpartition(-bc, m - 1)[:m]
     first = distances(query, index.features(cand))

@@ -153,7 +153,7 @@ def assemble(root: str, cache: str, src_root: str) -> dict:
         arrays["relative"] = np.asarray(src.relative)[idx]
     tl = [e["thumbnail"] for e in entries]
     meta = {"version": INDEX_VERSION, "n": n, "model": sha, "thumbs": index_store.thumbs_check(root, tl),
-            "thumb_dirs": index_store.thumbnail_dirs(root, tl), "assembled_from": src_root}  # fmt: skip
+            "thumb_dirs": index_store.thumbnail_dirs(tl), "assembled_from": src_root}  # fmt: skip
     del entries
     w.commit(meta, arrays)
     Retriever(eng, cache_dir=cache).index(root)  # builds the vector index from the stored arrays

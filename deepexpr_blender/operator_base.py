@@ -34,6 +34,13 @@ def busy_reason(props) -> str:
     )
 
 
+def has_target(cls, context) -> bool:
+    """For ``poll()``: a target character is picked (the tooltip says where)."""
+    if context.scene.deepexpr.target is None:
+        return refuse(cls, "Pick a Target first: the character to key (Poses panel)")
+    return True
+
+
 def scene_is_idle(cls, context) -> bool:
     """For ``poll()``: a scene that is not busy with another DeepExpr job (the tooltip says which)."""
     if context.scene is None:

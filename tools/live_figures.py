@@ -28,21 +28,13 @@ PLAN = (("joy", 30, 0.0), ("surprise", 35, 2.2), ("joy", 25, 0.0), ("surprise", 
 
 def live_trace(video: str) -> tuple[list[dict], dict]:
     """Run live mode in headless Blender on ``video``; per result: frame, landmarks, label and the pose worn."""
-    import bpy  # noqa: I001  (bpy first: it makes addon_utils importable)
-    import addon_utils
-    from build_extension import build
+    import bpy
 
-    zip_path = build(tempfile.mkdtemp())
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-    module = "bl_ext.user_default.deepexpr_blender"
-    addon_utils.enable(module, default_set=True)
-    prefs = bpy.context.preferences.addons[module].preferences
-    prefs.python, prefs.device = sys.executable, "cpu"
-    from importlib import import_module
+    from bench.live import install_addon
 
-    connection = import_module(module + ".session.connection")
-    wf = import_module(module + ".live.workflow")
+    mod = install_addon()
+    connection = mod("session.connection")
+    wf = mod("live.workflow")
     connection.start()
     scene = bpy.context.scene
     bpy.ops.deepexpr.add_character(character="pip")

@@ -7,7 +7,7 @@ import bpy
 from bpy.props import EnumProperty
 
 from .. import poses, sequencer
-from ..operator_base import RequestModal, busy_reason, refuse
+from ..operator_base import RequestModal, has_target, refuse, scene_is_idle
 from . import workflow
 
 
@@ -42,11 +42,9 @@ class DEEPEXPR_OT_batch_retrieve(RequestModal, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
+        if not (scene_is_idle(cls, context) and has_target(cls, context)):
+            return False
         p = context.scene.deepexpr
-        if p.busy:
-            return refuse(cls, busy_reason(p))
-        if p.target is None:
-            return refuse(cls, "Pick a Target first: the character to key (Poses panel)")
         if not poses.can_key(p.target):
             return refuse(cls, poses.cannot_key_reason(p.target))
         if _in_sequencer(context) and sequencer.active_movie_strip(context.scene) is not None:

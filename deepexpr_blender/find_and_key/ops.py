@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import IntProperty
 
-from ..operator_base import USER_ERRORS, ReportingOperator, RequestModal, busy_reason, refuse
+from ..operator_base import USER_ERRORS, ReportingOperator, RequestModal, busy_reason, has_target, refuse
 from . import workflow
 
 
@@ -36,9 +36,7 @@ class DEEPEXPR_OT_key_pose(ReportingOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if context.scene.deepexpr.target is None:
-            return refuse(cls, "Pick a Target first: the character to key (Poses panel)")
-        return True
+        return has_target(cls, context)
 
     def execute(self, context):
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..operator_base import USER_ERRORS, ReportingOperator, RequestModal, busy_reason, refuse, scene_is_idle
+from ..operator_base import USER_ERRORS, ReportingOperator, RequestModal, has_target, refuse, scene_is_idle
 from ..session import connection
 from . import workflow
 
@@ -97,12 +97,7 @@ class DEEPEXPR_OT_sparse_keys(RequestModal, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        p = context.scene.deepexpr
-        if p.busy:
-            return refuse(cls, busy_reason(p))
-        if p.target is None:
-            return refuse(cls, "Pick a Target first: the character to key (Poses panel)")
-        return True
+        return scene_is_idle(cls, context) and has_target(cls, context)
 
     def start_job(self, context):
         return workflow.start_sparse(context.scene)

@@ -37,8 +37,9 @@ class ThumbnailConfig:
     level: bool = True  # drop the vertical part of the face normal when the face is upright
     cycles_samples: int = 16  # samples when engine is CYCLES
     # Workbench anti-aliasing samples (OFF | FXAA | 5 | 8 | 11 | 16 | 32): each sample redraws the scene, the
-    # bulk of a thumbnail's cost on a software GL. 5 is as close to a 32-sample render as Blender's default 8
-    # (mean 0.7-1.1/255 per pixel for both, on the toon and the five shared rigs; docs/benchmarks.md).
+    # bulk of a thumbnail's cost on a software GL. Chosen on the toon: 5 is as close to a 32-sample render as
+    # Blender's default 8 (0.88 vs 0.86/255 per pixel); the shared rigs were only measured afterwards, as a
+    # check, never to choose (docs/benchmarks.md).
     aa_samples: str = "5"
     move_tolerance: float = 1e-4  # a vertex "moves" beyond this fraction of the character's size
 
