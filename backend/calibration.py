@@ -3,14 +3,18 @@
 Every probability the backend reports for a human face (``classify``, and the class distribution retrieval
 compares) comes from ``probabilities`` here, in one place:
 
-    z = a * log p_cnn + b * log p_geo + bias - tau * log prior        p = softmax(z)
+    z = a * log p_cnn + sum_k c_k * log p_k + b * log p_geo + bias - tau * log prior        p = softmax(z)
 
 - ``p_cnn``: the expression network's softmax averaged over the crop and its mirror (flip test-time
   augmentation);
+- ``p_k``: the same for each **expert**: another expression network on the same crop, trained separately
+  (other seed, class-balanced loss), that ships beside the head (``<stem>_expert<k>.safetensors`` + ``.json``)
+  and only votes on the class. The retrieval features stay the main network's, so a library's index and the
+  character network (which shares the main network's trunk) do not change when an expert is added;
 - ``p_geo``: a small MLP (``GeometryNet``) on the 68 aligned landmarks (coordinates in the crop frame, as
   fractions of its side) and the 9 geometric features (``backend.geometry``), averaged with the mirrored face;
-- ``a``, ``b``, ``bias``: fitted on validation data by negative log-likelihood (late fusion + calibration in
-  one: ``a`` and ``b`` play the role of the inverse temperature of each source);
+- ``a``, ``c_k``, ``b``, ``bias``: fitted on validation data by negative log-likelihood (late fusion +
+  calibration in one: each weight plays the role of the inverse temperature of its source);
 - ``tau * log prior``: logit adjustment (Menon et al. 2021). With ``tau = 1`` the probabilities are those of a
   class-balanced world: every expression equally likely before the face is seen, which is what a rig's
   expressions are; ``tau = 0`` gives probabilities calibrated for the training data's class frequencies.
@@ -26,13 +30,15 @@ import functools
 import json
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
 from .landmarks import MIRROR68
+from .models import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,21 @@ class GeometryNet(nn.Module):
 
 
 @dataclass
+class Expert:
+    """A second expression network whose vote the head fuses (see the module docstring): its weights' stem
+    (beside the head), its fusion weight ``c_k``, and the loaded network."""
+
+    stem: str
+    weight: float
+    loaded: LoadedModel
+
+    def module_on(self, device: torch.device) -> nn.Module:
+        if next(self.loaded.module.parameters()).device != device:
+            self.loaded.module.to(device)
+        return self.loaded.module
+
+
+@dataclass
 class Head:
     """Fusion parameters (see the module docstring) and the geometry MLP (None: CNN only)."""
 
@@ -90,13 +111,30 @@ class Head:
     tau: float
     geometry: GeometryNet | None
     flip_tta: bool = True
+    experts: list[Expert] = field(default_factory=list)
 
-    def fuse(self, p_cnn: np.ndarray, p_geo: np.ndarray | None) -> np.ndarray:
-        """Calibrated probabilities (N, C) from the CNN's and the geometry MLP's probabilities."""
+    def fuse(self, p_cnn: np.ndarray, p_geo: np.ndarray | None, p_experts: Sequence[np.ndarray] = ()) -> np.ndarray:
+        """Calibrated probabilities (N, C) from the CNN's, the experts' (in ``experts`` order) and the geometry
+        MLP's probabilities."""
+        if len(p_experts) != len(self.experts):
+            raise ValueError(f"{len(p_experts)} expert probabilities for {len(self.experts)} experts")
         z = self.a * np.log(np.clip(p_cnn, 1e-8, 1.0)) + self.bias - self.tau * self.log_prior
+        for expert, p in zip(self.experts, p_experts):
+            z = z + expert.weight * np.log(np.clip(p, 1e-8, 1.0))
         if p_geo is not None and self.b:
             z = z + self.b * np.log(np.clip(p_geo, 1e-8, 1.0))
         return softmax(z)
+
+    def expert_probabilities(self, x: torch.Tensor) -> list[np.ndarray]:
+        """Each expert's softmax (flip TTA as the head's) on the normalised crops ``x`` (N, 1, S, S)."""
+        return [cnn_probabilities(e.module_on(x.device), x, self.flip_tta) for e in self.experts]
+
+    def from_crops(self, net: nn.Module, x: torch.Tensor, lm: np.ndarray | None, geo: np.ndarray | None) -> np.ndarray:
+        """The served probabilities (N, C) of crops ``x`` of the main network ``net``: every source of the
+        fusion computed here, in one place (the server, the evaluations and the tests call this)."""
+        p_cnn = cnn_probabilities(net, x, self.flip_tta)
+        p_geo = None if self.geometry is None or lm is None else self.geometry_probabilities(lm, geo)
+        return self.fuse(p_cnn, p_geo, self.expert_probabilities(x))
 
     @torch.inference_mode()
     def geometry_probabilities(self, lm: np.ndarray, geo: np.ndarray) -> np.ndarray | None:
@@ -109,9 +147,6 @@ class Head:
             for v in (lm, mirror_landmarks(lm))
         ]
         return (p[0] + p[1]) / 2
-
-    def probabilities(self, p_cnn: np.ndarray, lm: np.ndarray, geo: np.ndarray) -> np.ndarray:
-        return self.fuse(p_cnn, self.geometry_probabilities(lm, geo))
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -139,6 +174,11 @@ def save_head(head: Head, card: dict, stem: str) -> None:
         "tau": round(float(head.tau), 4),
         "flip_tta": head.flip_tta,
     }
+    if head.experts:
+        # stems relative to the head's folder: the head and its experts move together
+        config["experts"] = [
+            {"stem": os.path.basename(e.stem), "weight": round(float(e.weight), 6)} for e in head.experts
+        ]
     if head.geometry is not None:
         g = head.geometry
         config["geometry"] = {
@@ -153,7 +193,8 @@ def save_head(head: Head, card: dict, stem: str) -> None:
 
 
 def load_head(stem: str) -> Head | None:
-    """The head at ``stem`` (.json, .safetensors), or None when there is no head file."""
+    """The head at ``stem`` (.json, .safetensors), or None when there is no head file. Its experts load from
+    beside it (``load_model``: MODEL_MISSING / MODEL_INVALID name a missing or damaged expert)."""
     card_path = stem + ".json"
     if not os.path.isfile(card_path):
         return None
@@ -167,6 +208,10 @@ def load_head(stem: str) -> Head | None:
         geometry = GeometryNet(g["in_dim"], g["hidden"], g["num_classes"])
         geometry.load_state_dict(load_file(stem + ".safetensors"), strict=True)
         geometry.eval()
+    experts = []
+    for e in cfg.get("experts", []):
+        path = os.path.join(os.path.dirname(stem), os.path.basename(str(e["stem"])))
+        experts.append(Expert(path, float(e["weight"]), load_model(path, "expression expert", torch.device("cpu"))))
     return Head(
         a=float(cfg["a"]),
         b=float(cfg["b"]),
@@ -175,6 +220,7 @@ def load_head(stem: str) -> Head | None:
         tau=float(cfg["tau"]),
         geometry=geometry,
         flip_tta=bool(cfg.get("flip_tta", True)),
+        experts=experts,
     )
 
 
@@ -209,10 +255,9 @@ def probabilities(engine, analyses: list) -> np.ndarray:
     head = head_for(model.path)
     if head is None:
         return cnn_probabilities(model.module, x, flip_tta=False)
-    p_cnn = cnn_probabilities(model.module, x, head.flip_tta)
-    if head.geometry is None:
-        return head.fuse(p_cnn, None)
-    size = x.shape[-1]
-    lm = np.stack([aligned_landmarks(fa.points68, fa.aligned(size).matrix, size) for fa in analyses])
-    geo = np.stack([engine.geometry(fa) for fa in analyses])
-    return head.probabilities(p_cnn, lm, geo)
+    lm = geo = None
+    if head.geometry is not None:
+        size = x.shape[-1]
+        lm = np.stack([aligned_landmarks(fa.points68, fa.aligned(size).matrix, size) for fa in analyses])
+        geo = np.stack([engine.geometry(fa) for fa in analyses])
+    return head.from_crops(model.module, x, lm, geo)

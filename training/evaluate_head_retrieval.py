@@ -90,8 +90,10 @@ def main(argv: list[str] | None = None) -> None:
         net = engine.expression.module
         chunks = [to_input(x[i : i + 512]) for i in range(0, len(x), 512)]
         p_plain = np.concatenate([cnn_probabilities(net, t, False) for t in chunks])
-        p_tta = np.concatenate([cnn_probabilities(net, t, True) for t in chunks])
-        p_head = head.probabilities(p_tta, q["lm"], q["geo"])
+        p_head = np.concatenate(
+            [head.from_crops(net, t, q["lm"][i * 512 : (i + 1) * 512], q["geo"][i * 512 : (i + 1) * 512])
+             for i, t in enumerate(chunks)]
+        )  # fmt: skip
         y = q["y"]
         keep = np.isin(y, entry_labels)
         lab_plain, lab_head = label_distance(p_plain, entry_labels), label_distance(p_head, entry_labels)

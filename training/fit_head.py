@@ -3,6 +3,7 @@
 CK+ zero-shot (never fitted on) for each step, ECE and a reliability diagram before and after.
 
     python -m training.fit_head [--model backend/weights/expression_human.safetensors] [--export true]
+        [--experts runs/<run>/expert.safetensors,...]
 
 Writes ``<report-dir>/human_head.json`` and ``reliability_fer2013_test.png``; ``--export true`` writes the head
 beside the network (``<stem>_head.json`` + ``.safetensors``). Needs the v3 crop caches (with landmarks): they
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 
 from backend.calibration import (
     GEO_DIM,
+    Expert,
     GeometryNet,
     Head,
     cnn_probabilities,
@@ -53,6 +56,11 @@ class HeadConfig:
     threads: int = field(1, "torch CPU threads")
     report_dir: str = field("docs/evaluation", "where human_head.json and the reliability diagram go")
     export: bool = field(False, "write the head beside the network (<stem>_head.json, .safetensors)")
+    experts: str = field(
+        "",
+        "comma-separated expression networks (.safetensors with a .json card, same input as --model) fused as "
+        "experts; exported beside the head as <stem>_expert<k>",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- measures
@@ -140,38 +148,50 @@ def geometry_probabilities(net: GeometryNet, views: list[np.ndarray]) -> np.ndar
 
 
 def fit_fusion(
-    p_cnn: np.ndarray, p_geo: np.ndarray | None, y: np.ndarray, balanced: bool = False
-) -> tuple[float, float, np.ndarray]:
-    """(a, b, bias) minimising the NLL of softmax(a log p_cnn + b log p_geo + bias) on (p, y); b = 0 and no
-    bias fitted with ``p_geo`` None (plain temperature scaling: a = 1 / T). ``balanced``: every class weighs
-    the same in the NLL (the probabilities of a world with uniform class priors)."""
-    lc = torch.log(torch.from_numpy(np.clip(p_cnn, 1e-8, 1)))
-    lg = torch.log(torch.from_numpy(np.clip(p_geo, 1e-8, 1))) if p_geo is not None else torch.zeros_like(lc)
+    p_cnn: np.ndarray,
+    p_geo: np.ndarray | None,
+    y: np.ndarray,
+    balanced: bool = False,
+    p_experts: list[np.ndarray] | None = None,
+) -> tuple[float, float, np.ndarray, list[float]]:
+    """(a, b, bias, c) minimising the NLL of softmax(a log p_cnn + sum_k c_k log p_k + b log p_geo + bias) on
+    (p, y); with neither ``p_geo`` nor experts, b = 0 and no bias (plain temperature scaling: a = 1 / T).
+    ``balanced``: every class weighs the same in the NLL (the probabilities of a world with uniform class
+    priors)."""
+    p_experts = p_experts or []
+    logs = [torch.log(torch.from_numpy(np.clip(p, 1e-8, 1))) for p in [p_cnn, *p_experts]]
+    lg = torch.log(torch.from_numpy(np.clip(p_geo, 1e-8, 1))) if p_geo is not None else torch.zeros_like(logs[0])
     yt = torch.from_numpy(y)
-    counts = np.bincount(y, minlength=lc.shape[1])
-    cw = torch.from_numpy(np.where(counts > 0, len(y) / np.maximum(counts, 1) / lc.shape[1], 0.0)) if balanced else None
-    a = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    counts = np.bincount(y, minlength=logs[0].shape[1])
+    share = np.where(counts > 0, len(y) / np.maximum(counts, 1) / logs[0].shape[1], 0.0)
+    cw = torch.from_numpy(share) if balanced else None
+    fused = p_geo is not None or bool(p_experts)
+    w = torch.full((len(logs),), 1.0 / len(logs), dtype=torch.float64, requires_grad=True)
     b = torch.tensor(0.5 if p_geo is not None else 0.0, dtype=torch.float64, requires_grad=p_geo is not None)
-    bias = torch.zeros(lc.shape[1], dtype=torch.float64, requires_grad=p_geo is not None)
-    params = [a] + ([b, bias] if p_geo is not None else [])
+    bias = torch.zeros(logs[0].shape[1], dtype=torch.float64, requires_grad=fused)
+    params = [w] + ([bias] if fused else []) + ([b] if p_geo is not None else [])
     opt = torch.optim.LBFGS(params, lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
-        loss = F.cross_entropy(a * lc + b * lg + bias, yt, weight=cw) + 1e-4 * bias.pow(2).sum()
+        z = sum(w[k] * lk for k, lk in enumerate(logs)) + b * lg + bias
+        loss = F.cross_entropy(z, yt, weight=cw) + 1e-4 * bias.pow(2).sum()
         loss.backward()
         return loss
 
     opt.step(closure)
-    return float(a.detach()), float(b.detach()), bias.detach().numpy()
+    wt = w.detach().numpy()
+    return float(wt[0]), float(b.detach()), bias.detach().numpy(), [float(v) for v in wt[1:]]
 
 
-def choose_tau(head: Head, p_cnn: np.ndarray, p_geo: np.ndarray | None, y: np.ndarray) -> float:
+def choose_tau(
+    head: Head, p_cnn: np.ndarray, p_geo: np.ndarray | None, y: np.ndarray, p_experts: list[np.ndarray] = ()
+) -> float:
     """The logit-adjustment strength with the best val balanced accuracy (ties: the smaller)."""
     scores = []
     for t in TAUS:
         head.tau = t
-        scores.append(measures(head.fuse(p_cnn, p_geo), y)["balanced_accuracy"])
+        scores.append(measures(head.fuse(p_cnn, p_geo, p_experts), y)["balanced_accuracy"])
     return TAUS[int(np.argmax(scores))]
 
 
@@ -258,21 +278,27 @@ def main(argv: list[str] | None = None) -> None:
     ck = load_dataset("ckplus", "all", cache_dir=cfg.cache_dir)
     sets = {"val": fer["val"], "test": fer["test"], "ckplus": ck}
     model = load_model(cfg.model, "expression", torch.device("cpu"))
-    net = model.module
 
-    def cnn(data: dict, flip: bool) -> np.ndarray:
+    def cnn(net: torch.nn.Module, data: dict, flip: bool) -> np.ndarray:
         x = data["x"]
         return np.concatenate([cnn_probabilities(net, to_input(x[i : i + 512]), flip) for i in range(0, len(x), 512)])
 
-    memo = os.path.join(cfg.cache_dir, f"head-cnn-probs-{model.sha256[:16]}.npz")  # re-runs skip the CNN
-    if os.path.exists(memo):
-        with np.load(memo) as z:
-            p_raw = {k: z[f"raw_{k}"] for k in sets}
-            p_tta = {k: z[f"tta_{k}"] for k in sets}
-    else:
-        p_raw = {k: cnn(d, False) for k, d in sets.items()}
-        p_tta = {k: cnn(d, True) for k, d in sets.items()}
-        np.savez(memo, **{f"raw_{k}": v for k, v in p_raw.items()}, **{f"tta_{k}": v for k, v in p_tta.items()})
+    def cnn_probs(loaded) -> tuple[dict, dict]:
+        """(plain, flip TTA) probabilities of a network on every set; re-runs read them from the cache."""
+        memo = os.path.join(cfg.cache_dir, f"head-cnn-probs-{loaded.sha256[:16]}.npz")
+        if os.path.exists(memo):
+            with np.load(memo) as z:
+                return {k: z[f"raw_{k}"] for k in sets}, {k: z[f"tta_{k}"] for k in sets}
+        if loaded.card.input.get("size") != model.card.input.get("size"):
+            raise SystemExit(f"{loaded.path}: input {loaded.card.input} differs from the main network's")
+        raw = {k: cnn(loaded.module, d, False) for k, d in sets.items()}
+        tta = {k: cnn(loaded.module, d, True) for k, d in sets.items()}
+        np.savez(memo, **{f"raw_{k}": v for k, v in raw.items()}, **{f"tta_{k}": v for k, v in tta.items()})
+        return raw, tta
+
+    p_raw, p_tta = cnn_probs(model)
+    expert_models = [load_model(p, "expert", torch.device("cpu")) for p in cfg.experts.split(",") if p]
+    p_exp = [cnn_probs(m)[1] for m in expert_models]  # flip TTA, as served
     log.info("CNN probabilities done (%.0f s CPU)", time.process_time() - t0)
 
     geo9 = slice(GEO_DIM - 9, GEO_DIM)
@@ -300,34 +326,57 @@ def main(argv: list[str] | None = None) -> None:
     def geo_of(name: str) -> dict[str, np.ndarray]:
         return p_g9 if "(9 features)" in name or "geo9" in name else p_g
 
-    a, _, _ = fit_fusion(p_tta["val"], None, yv)
+    a, _, _, _ = fit_fusion(p_tta["val"], None, yv)
     heads["CNN + flip, temperature"] = Head(a, 0.0, np.zeros(7), log_prior, 0.0, None)
     heads["CNN + flip, temperature, logit adjustment (tau 1)"] = Head(a, 0.0, np.zeros(7), log_prior, 1.0, None)
     heads["lead's recipe: log p_cnn + 0.5 log p_geo9 - log prior"] = Head(1.0, 0.5, np.zeros(7), log_prior, 1.0, None)
     for name, pg in (("9 features", p_g9), ("68 landmarks + 9 features", p_g)):
-        a, b, bias = fit_fusion(p_tta["val"], pg["val"], yv)
+        a, b, bias, _ = fit_fusion(p_tta["val"], pg["val"], yv)
         h = Head(a, b, bias, log_prior, 0.0, None)
         heads[f"fused with geometry ({name}), fitted NLL (tau 0)"] = Head(a, b, bias, log_prior, 0.0, None)
         h.tau = choose_tau(h, p_tta["val"], pg["val"], yv)
         heads[f"fused with geometry ({name}), fitted, tau {h.tau} (chosen on val)"] = h
         # class-balanced NLL: the fit is already in a uniform-prior world, i.e. tau 1 relative to the log prior
-        a, b, bias = fit_fusion(p_tta["val"], pg["val"], yv, balanced=True)
+        a, b, bias, _ = fit_fusion(p_tta["val"], pg["val"], yv, balanced=True)
         h = Head(a, b, bias + log_prior, log_prior, 1.0, None)
         h.tau = choose_tau(h, p_tta["val"], pg["val"], yv)
         heads[f"fused with geometry ({name}), fitted balanced NLL, tau {h.tau} (chosen on val)"] = h
+    if expert_models:
+        # the experts join the served recipe (landmark fusion, class-balanced NLL); and without geometry
+        ev = [p["val"] for p in p_exp]
+        for name, pg in (("no geometry", None), ("68 landmarks + 9 features", p_g)):
+            a, b, bias, c = fit_fusion(p_tta["val"], None if pg is None else pg["val"], yv, True, ev)
+            h = Head(a, b, bias + log_prior, log_prior, 1.0, None)
+            h.experts = [Expert(m.path, w, m) for m, w in zip(expert_models, c)]
+            h.tau = choose_tau(h, p_tta["val"], None if pg is None else pg["val"], yv, ev)
+            heads[f"with {len(c)} expert(s), {name}, fitted balanced NLL, tau {h.tau} (chosen on val)"] = h
     # Served: the landmark fusion fitted by class-balanced NLL. Its objective is what the backend serves
     # (calibrated probabilities in a world where every expression is equally likely); the plain-NLL fit with
     # tau chosen reaches the same val balanced accuracy (within 0.002 on the shipped network).
     served_name = [k for k in heads if k.startswith("fused") and "68 landmarks" in k and "balanced NLL" in k][0]
+    if expert_models:  # chosen before measuring: the experts are added to the served recipe
+        served_name = [k for k in heads if k.startswith("with") and "68 landmarks" in k][0]
     report: dict = {"variants": {}, "fitted_on": "FER2013 val (4,991 faces)", "model": cfg.model}
     for name, p in variants.items():
         report["variants"][name] = {k: measures(p[k], sets[k]["y"]) for k in sets}
+    for k, m in enumerate(expert_models):
+        variants[f"expert {k + 1} + flip ({os.path.basename(m.path)})"] = p_exp[k]
+        report["variants"][f"expert {k + 1} + flip ({os.path.basename(m.path)})"] = {
+            s_: measures(p_exp[k][s_], sets[s_]["y"]) for s_ in sets
+        }
     for name, h in heads.items():
         pg = geo_of(name) if h.b else None
-        probs = {k: h.fuse(p_tta[k], None if pg is None else pg[k]) for k in sets}
+        pe = p_exp if h.experts else []
+        probs = {k: h.fuse(p_tta[k], None if pg is None else pg[k], [p[k] for p in pe]) for k in sets}
         report["variants"][name] = {
             **{k: measures(probs[k], sets[k]["y"]) for k in sets},
-            "params": {"a": round(h.a, 4), "b": round(h.b, 4), "bias": np.round(h.bias, 3).tolist(), "tau": h.tau},
+            "params": {
+                "a": round(h.a, 4),
+                "b": round(h.b, 4),
+                "bias": np.round(h.bias, 3).tolist(),
+                "tau": h.tau,
+                "experts": [round(e.weight, 4) for e in h.experts],
+            },
         }
         if name == served_name:
             served_probs = probs
@@ -335,8 +384,8 @@ def main(argv: list[str] | None = None) -> None:
     served.geometry = g
     report["served"] = served_name
     report["geometry_mlps"] = {"9 features": g9_info, "68 landmarks + 9 features": g_info}
-    natural = Head(served.a, served.b, served.bias, log_prior, 0.0, None)
-    p_nat = natural.fuse(p_tta["test"], p_g["test"])
+    natural = Head(served.a, served.b, served.bias, log_prior, 0.0, None, experts=served.experts)
+    p_nat = natural.fuse(p_tta["test"], p_g["test"], [p["test"] for p in p_exp] if served.experts else [])
     os.makedirs(cfg.report_dir, exist_ok=True)
     yt = fer["test"]["y"]
     reliability_plot(
@@ -388,6 +437,15 @@ def main(argv: list[str] | None = None) -> None:
             "notes": "backend/calibration.py: p = softmax(a log p_cnn + b log p_geo + bias - tau log prior); "
             f"{served_name}. Reliability diagram: docs/evaluation/reliability_fer2013_test.png.",
         }
+        model_stem = cfg.model[: -len(".safetensors")] if cfg.model.endswith(".safetensors") else cfg.model
+        for k, e in enumerate(served.experts, 1):  # the experts ship beside the head, under the network's name
+            src = e.stem[: -len(".safetensors")] if e.stem.endswith(".safetensors") else e.stem
+            dst = f"{model_stem}_expert{k}"
+            for ext in (".safetensors", ".json"):
+                if os.path.abspath(src + ext) != os.path.abspath(dst + ext):
+                    shutil.copyfile(src + ext, dst + ext)
+            e.stem = dst
+        card["metrics"]["experts"] = [os.path.basename(e.stem) for e in served.experts]
         save_head(served, card, head_stem(cfg.model))
         log.info("wrote %s.json/.safetensors", head_stem(cfg.model))
         from backend.engine import Engine, EngineConfig

@@ -124,9 +124,7 @@ def query_features(engine, q: dict) -> dict:
     """What the served pipeline computes for each query face (``backend.retrieval.query_features``), for a batch:
     feature distributions, z-scored and raw geometry, the human network's class probabilities; for sets with
     neutral frames, those frames' raw geometry and probabilities."""
-    import torch
-
-    from backend.calibration import cnn_probabilities, head_for
+    from backend.calibration import head_for
     from backend.scoring import to_distribution
 
     head = head_for(engine.expression.path)
@@ -136,9 +134,7 @@ def query_features(engine, q: dict) -> dict:
         x = engine.crops_tensor(list(d["x"]), engine.expression)
         if head is None:
             return engine.classify_tensor(x)[0].astype(np.float64)
-        with torch.inference_mode():
-            p_tta = cnn_probabilities(engine.expression.module, x, True)
-        return head.probabilities(p_tta, d["lm"], d["geo"]).astype(np.float64)
+        return head.from_crops(engine.expression.module, x, d["lm"], d["geo"]).astype(np.float64)
 
     emb = engine.embed_crops(list(q["x"]), engine.retrieval_model)
     out = {
