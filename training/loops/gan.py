@@ -164,12 +164,13 @@ def training_loop(dc: GanDataConfig, mc: GanConfig, tc: GanTrainConfig, rc: RunC
 
 
 def write_samples(path: str, src: torch.Tensor, fake: torch.Tensor, target: torch.Tensor) -> None:
-    """A grid of 8 sources, their generated frames and the real targets (rows), 8-bit gray."""
+    """A grid of up to 8 sources, their generated frames and the real targets (rows), 8-bit gray."""
     import cv2
 
-    grid = torch.cat([src[:8], fake[:8].detach(), target[:8]], 0)
+    n = min(8, len(src))
+    grid = torch.cat([src[:n], fake[:n].detach(), target[:n]], 0)
     grid = ((grid[:, 0].cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
-    rows = [np.hstack(list(grid[i * 8 : (i + 1) * 8])) for i in range(3)]
+    rows = [np.hstack(list(grid[i * n : (i + 1) * n])) for i in range(3)]
     cv2.imwrite(path, np.vstack(rows))
 
 
