@@ -137,7 +137,8 @@ def test_an_expert_beside_the_head_votes_with_its_weight(tmp_path, astronaut_pat
     p_exp = cnn_probabilities(expert.module, x, True)
     expected = loaded.fuse(p_cnn, loaded.geometry_probabilities(lm, geo), [p_exp])
     np.testing.assert_allclose(served, expected[0], atol=2e-5)
-    without = base.fuse(p_cnn, base.geometry_probabilities(lm, geo))
+    alone = Head(loaded.a, loaded.b, loaded.bias, loaded.log_prior, loaded.tau, loaded.geometry)
+    without = alone.fuse(p_cnn, alone.geometry_probabilities(lm, geo))
     assert np.abs(served - without[0]).max() > 0.01  # the vote counts
 
 

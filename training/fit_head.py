@@ -433,7 +433,9 @@ def main(argv: list[str] | None = None) -> None:
                 "ckplus_zero_shot_accuracy": s["ckplus"]["accuracy"],
                 "ckplus_zero_shot_recall_per_class": s["ckplus"]["recall"],
             },
-            "reproduce": f"python -m training.fit_head --model {cfg.model} --export true",
+            "reproduce": f"python -m training.fit_head --model {cfg.model} --export true"
+            + (f" --experts {cfg.experts}" if cfg.experts else "")
+            + "".join(f"  (expert {k}: {m.card.reproduce})" for k, m in enumerate(expert_models, 1)),
             "notes": "backend/calibration.py: p = softmax(a log p_cnn + b log p_geo + bias - tau log prior); "
             f"{served_name}. Reliability diagram: docs/evaluation/reliability_fer2013_test.png.",
         }
