@@ -436,7 +436,8 @@ def main(argv: list[str] | None = None) -> None:
             "reproduce": f"python -m training.fit_head --model {cfg.model} --export true"
             + (f" --experts {cfg.experts}" if cfg.experts else "")
             + "".join(f"  (expert {k}: {m.card.reproduce})" for k, m in enumerate(expert_models, 1)),
-            "notes": "backend/calibration.py: p = softmax(a log p_cnn + b log p_geo + bias - tau log prior); "
+            "notes": "backend/calibration.py: p = softmax(a log p_cnn + sum_k c_k log p_expert_k + b log p_geo + bias "
+            "- tau log prior); "
             f"{served_name}. Reliability diagram: docs/evaluation/reliability_fer2013_test.png.",
         }
         model_stem = cfg.model[: -len(".safetensors")] if cfg.model.endswith(".safetensors") else cfg.model
